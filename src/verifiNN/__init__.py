@@ -1,0 +1,35 @@
+"""verifiNN: robustness verification of neural networks with optimisation methods.
+
+The seed's front door::
+
+    from verifiNN import Network, LPVerifier
+    network = Network(weights, biases, activation="ReLU", labeler="argmax")
+    result = LPVerifier().compute_pointwise_robustness(network, x_0, epsilon)
+"""
+
+from verifiNN._version import __version__
+from verifiNN.errors import (
+    InvalidInputError,
+    InvalidNetworkError,
+    ModelLoadError,
+    SpecError,
+    UnsupportedModelError,
+    VerifiNNError,
+)
+from verifiNN.models.network import Network
+from verifiNN.results import Verdict, VerificationResult
+from verifiNN.verifier import LPVerifier
+
+__all__ = [
+    "InvalidInputError",
+    "InvalidNetworkError",
+    "LPVerifier",
+    "ModelLoadError",
+    "Network",
+    "SpecError",
+    "UnsupportedModelError",
+    "Verdict",
+    "VerifiNNError",
+    "VerificationResult",
+    "__version__",
+]

@@ -1,0 +1,79 @@
+"""2-D pooling on ``(C, H, W)`` inputs (ONNX ``AveragePool`` / ``MaxPool``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch.nn.functional as F
+from torch import Tensor
+
+from verifiNN.ops.base import Op, Shape
+
+__all__ = ["AvgPool2d", "MaxPool2d"]
+
+
+def _pooled_shape(shape: Shape, kernel, stride, padding, name: str) -> Shape:
+    if len(shape) != 3:
+        raise ValueError(f"{name} expects (C, H, W) inputs, got {shape}")
+    top, left, bottom, right = padding
+    h = (shape[1] + top + bottom - kernel[0]) // stride[0] + 1
+    w = (shape[2] + left + right - kernel[1]) // stride[1] + 1
+    if h <= 0 or w <= 0:
+        raise ValueError(f"{name} kernel {kernel} does not fit input {shape}")
+    return (shape[0], h, w)
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class AvgPool2d(Op):
+    """Average pooling; padded cells count in the average iff ``count_include_pad``.
+
+    Attributes:
+        kernel: ``(kH, kW)``; stride: ``(sH, sW)``; padding: ``(top, left, bottom, right)``.
+    """
+
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    padding: tuple[int, int, int, int] = (0, 0, 0, 0)
+    count_include_pad: bool = False
+    affine = True
+
+    def forward(self, *inputs: Tensor) -> Tensor:
+        top, left, bottom, right = self.padding
+        x = inputs[0]
+        if (top, left) == (bottom, right) and 2 * top <= self.kernel[0] and 2 * left <= self.kernel[1]:
+            return F.avg_pool2d(
+                x, self.kernel, self.stride, (top, left), count_include_pad=self.count_include_pad
+            )
+        padded = F.pad(x, (left, right, top, bottom))
+        total = F.avg_pool2d(padded, self.kernel, self.stride, divisor_override=1)
+        if self.count_include_pad:
+            return total / (self.kernel[0] * self.kernel[1])
+        ones = F.pad(x.new_ones((1, 1, *x.shape[2:])), (left, right, top, bottom))
+        return total / F.avg_pool2d(ones, self.kernel, self.stride, divisor_override=1)
+
+    def output_shape(self, *input_shapes: Shape) -> Shape:
+        return _pooled_shape(input_shapes[0], self.kernel, self.stride, self.padding, "AvgPool2d")
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class MaxPool2d(Op):
+    """Max pooling (padding with -inf, as ONNX).
+
+    Attributes:
+        kernel: ``(kH, kW)``; stride: ``(sH, sW)``; padding: ``(top, left, bottom, right)``.
+    """
+
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    padding: tuple[int, int, int, int] = (0, 0, 0, 0)
+
+    def forward(self, *inputs: Tensor) -> Tensor:
+        top, left, bottom, right = self.padding
+        x = inputs[0]
+        if (top, left) != (bottom, right):
+            x = F.pad(x, (left, right, top, bottom), value=float("-inf"))
+            top = left = 0
+        return F.max_pool2d(x, self.kernel, self.stride, (top, left))
+
+    def output_shape(self, *input_shapes: Shape) -> Shape:
+        return _pooled_shape(input_shapes[0], self.kernel, self.stride, self.padding, "MaxPool2d")

@@ -1,0 +1,1 @@
+"""Optimisation back-ends (HiGHS LP/MILP, cvxpy SDP) behind small interfaces."""
