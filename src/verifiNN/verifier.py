@@ -144,7 +144,9 @@ class LPVerifier(Verifier):
         label = int(network.classify(x))
         region = RegionLP(mlp, x, eps, label, network.labeler)
         sign = 1.0 if network.labeler == "argmax" else -1.0
-        order = sorted(region.competitors, key=lambda j: sign * (region.scores[label] - region.scores[j]))
+        order = sorted(
+            region.competitors, key=lambda j: sign * (region.scores[label] - region.scores[j])
+        )
         tau = self.margin * max(1.0, float(np.max(np.abs(region.scores))))
 
         distances: dict[int, float] = {}

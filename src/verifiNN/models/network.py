@@ -82,9 +82,7 @@ class Network:
     ) -> None:
         act = _ACTIVATIONS.get(str(activation).lower())
         if act is None:
-            raise InvalidNetworkError(
-                f"unknown activation {activation!r}: expected 'ReLU' or 'Id'"
-            )
+            raise InvalidNetworkError(f"unknown activation {activation!r}: expected 'ReLU' or 'Id'")
         mats = [_real_array(w, f"weights[{k}]") for k, w in enumerate(weights)]
         vecs = [_real_array(b, f"biases[{k}]") for k, b in enumerate(biases)]
         _check_layer_shapes(mats, vecs)
@@ -250,7 +248,9 @@ class Network:
         )
 
     # ------------------------------------------------------------- structure
-    def to(self, dtype: torch.dtype | None = None, device: torch.device | str | None = None) -> Network:
+    def to(
+        self, dtype: torch.dtype | None = None, device: torch.device | str | None = None
+    ) -> Network:
         """Copy of the network with parameters moved to ``dtype``/``device``."""
         nodes = [Node(n.name, n.op.to(dtype, device), n.inputs) for n in self.nodes]
         copy = Network.from_graph(

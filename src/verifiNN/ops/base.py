@@ -92,6 +92,8 @@ class Op(ABC):
         for f in dataclasses.fields(self):  # type: ignore[arg-type]
             value = getattr(self, f.name)
             parts.append(
-                f"{f.name}=<{tuple(value.shape)}>" if isinstance(value, Tensor) else f"{f.name}={value!r}"
+                f"{f.name}=<{tuple(value.shape)}>"
+                if isinstance(value, Tensor)
+                else f"{f.name}={value!r}"
             )
         return f"{self.kind}({', '.join(parts)})"

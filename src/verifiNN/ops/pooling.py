@@ -40,7 +40,11 @@ class AvgPool2d(Op):
     def forward(self, *inputs: Tensor) -> Tensor:
         top, left, bottom, right = self.padding
         x = inputs[0]
-        if (top, left) == (bottom, right) and 2 * top <= self.kernel[0] and 2 * left <= self.kernel[1]:
+        if (
+            (top, left) == (bottom, right)
+            and 2 * top <= self.kernel[0]
+            and 2 * left <= self.kernel[1]
+        ):
             return F.avg_pool2d(
                 x, self.kernel, self.stride, (top, left), count_include_pad=self.count_include_pad
             )

@@ -197,7 +197,9 @@ class HighsModel:
         Returns:
             The status, and the primal point/objective/duals when optimal.
         """
-        self._highs.setOptionValue("time_limit", INF if time_limit is None else max(time_limit, 0.0))
+        self._highs.setOptionValue(
+            "time_limit", INF if time_limit is None else max(time_limit, 0.0)
+        )
         self._highs.run()
         raw = self._highs.getModelStatus()
         status = _STATUS.get(raw, LPStatus.OTHER)
