@@ -122,8 +122,9 @@ class LPVerifier(Verifier):
         Returns:
             ``not_robust`` with ``pointwise_robustness``, ``adversarial_example``
             and ``adversarial_label``, or ``unknown`` when no class can be reached
-            inside the region. ``optimal_value`` is the LP's boundary distance and
-            ``class_distances`` the optimum for every reachable class.
+            inside the region. ``target_class`` is the class whose LP gave the
+            example, ``optimal_value`` its boundary distance, ``class_distances``
+            the optimum for every reachable class.
         """
         return self._search(network, x_0, epsilon, nearest=True)
 
@@ -170,6 +171,7 @@ class LPVerifier(Verifier):
                     else x_hat,
                     pointwise_robustness=distance,
                     adversarial_label=adv_label,
+                    target_class=j,
                     problem_status="optimal",
                     optimal_value=distances.get(j, distance),
                     class_distances=distances,

@@ -1,0 +1,41 @@
+"""Shared test fixtures: random networks and the benchmark data folder."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+torch.set_num_threads(1)
+
+
+def benchmarks_dir() -> Path:
+    """The shared VNN-COMP data folder (``VERIFINN_BENCHMARKS`` or ``../shared/benchmarks``)."""
+    return Path(os.environ.get("VERIFINN_BENCHMARKS", REPO_ROOT.parent / "shared" / "benchmarks"))
+
+
+@pytest.fixture(scope="session")
+def benchmark_data() -> Path:
+    """Path to ``../shared/benchmarks``; skips the test when the folder is absent."""
+    path = benchmarks_dir()
+    if not path.is_dir():
+        pytest.skip(f"benchmark data not found at {path} (set VERIFINN_BENCHMARKS)")
+    return path
+
+
+def random_mlp_params(
+    rng: np.random.Generator, widths: list[int], scale: float = 1.0
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Random Gaussian weights/biases for the layer widths ``[n_in, h1, ..., n_out]``."""
+    weights = [
+        rng.normal(0.0, scale / np.sqrt(n_in), size=(n_out, n_in))
+        for n_in, n_out in itertools.pairwise(widths)
+    ]
+    biases = [rng.normal(0.0, 0.5 * scale, size=n_out) for n_out in widths[1:]]
+    return weights, biases
