@@ -1,18 +1,21 @@
 """The seed's activation-region LP: nearest adversarial point with x_0's ReLU phases fixed.
 
 Inside the activation region of ``x_0`` (every ReLU kept in the phase it has at
-``x_0``) a ReLU network is affine, so the nearest point of that region whose
-label changes to class ``j`` solves an LP:
+``x_0``) a ReLU network is affine: every hidden pre-activation is
+``z_k = A_k x + c_k`` and the output ``y = A x + c``, with the ``A_k`` obtained
+by multiplying the weights through the 0/1 phase masks. The nearest point of
+the region where class ``j`` beats the label ``l`` by ``tau`` is the LP
 
     min t  s.t.  |x - x_0|_inf <= t,  |x - x_0|_inf <= epsilon,
-                 z_1 = W_1 x + b_1,  z_{k+1} = W_{k+1} D_k z_k + b_{k+1},
-                 z_k >= 0 on active units,  z_k <= 0 on inactive ones,
-                 y_j - y_l >= tau  (``y_l - y_j`` for argmin labelers),
+                 s_k * (A_k x + c_k) >= 0   (s = +1 on active units, -1 on inactive),
+                 sign * (y_j - y_l) >= tau  (sign = -1 for argmin labelers).
 
-where ``D_k`` is the diagonal 0/1 phase matrix and ``l`` the label of ``x_0``.
-Pre-activations ``z_k`` are explicit variables, so the constraint matrix stays
-as sparse as the weights; all competitor rows live in one model and are
-switched on one at a time, so HiGHS re-solves each class from a warm basis.
+Most region rows are far from binding, so the LP is solved by constraint
+generation (cutting planes): HiGHS starts from the distance rows and the class
+row, and the region rows that the current optimum violates are added in rounds
+and re-solved from the previous basis (dual simplex). The result is exact:
+an optimum of the relaxed LP that satisfies every region row is an optimum of
+the full LP, and an infeasible relaxation proves the full LP infeasible.
 
 The region is only part of the ball, so an infeasible LP proves nothing about
 robustness: this is an upper-bound (attack) method, cf. the seed's caveat.
@@ -26,7 +29,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from verifiNN.models.network import MLP
-from verifiNN.solvers.highs import INF, HighsModel, LinearProgram, LPSolution, LPStatus
+from verifiNN.solvers.highs import INF, HighsModel, LinearProgram, LPStatus
 
 __all__ = ["RegionLP", "mlp_forward"]
 
@@ -57,89 +60,84 @@ class RegionLPSolution:
 class RegionLP:
     """The activation-region LP of ``x_0`` for every competing class, in one HiGHS model.
 
+    Region rows added for one class stay in the model for the next (they are
+    valid for every class), so later classes start with a good working set.
+
     Args:
         mlp: the network as dense layers.
         x_0: the reference input (flat).
         epsilon: radius of the L-inf ball searched.
         label: the label of ``x_0``.
         labeler: ``'argmax'`` or ``'argmin'``.
+        rows_per_round: how many violated region rows are added per round.
     """
 
     def __init__(
-        self, mlp: MLP, x_0: np.ndarray, epsilon: float, label: int, labeler: str = "argmax"
+        self,
+        mlp: MLP,
+        x_0: np.ndarray,
+        epsilon: float,
+        label: int,
+        labeler: str = "argmax",
+        rows_per_round: int = 64,
     ) -> None:
-        self.mlp = mlp
         self.x_0 = np.asarray(x_0, dtype=np.float64)
         self.epsilon = float(epsilon)
         self.label = int(label)
         self.sign = 1.0 if labeler == "argmax" else -1.0
+        self.rows_per_round = rows_per_round
         pre_activations, self.scores = mlp_forward(mlp, self.x_0)
-        self._build(pre_activations)
-        self._model = HighsModel(self._lp)
+        self._region_rows(mlp, pre_activations)
+        self._model = HighsModel(self._base_lp())
+        self._in_model = np.zeros(self._G.shape[0], dtype=bool)
+        self.rounds = 0
 
     @property
     def competitors(self) -> list[int]:
         return [j for j in range(self.scores.shape[0]) if j != self.label]
 
-    def _build(self, pre_activations: list[np.ndarray]) -> None:
-        mlp, n_in = self.mlp, self.x_0.shape[0]
-        widths = [z.shape[0] for z in pre_activations]
-        # column layout: x | z_0 | z_1 | ... | t ; z_k occupies [starts[k], starts[k + 1])
-        starts = np.cumsum([n_in, *widths]).tolist()
-        self._t = starts[-1]
-        num_cols = self._t + 1
-        phases = [
-            (z > 0).astype(np.float64) if mlp.activations[k] == "ReLU" else np.ones_like(z)
-            for k, z in enumerate(pre_activations)
-        ]
+    def _region_rows(self, mlp: MLP, pre_activations: list[np.ndarray]) -> None:
+        """Collapse the region: rows ``G x + g >= 0`` (unit L1 norm) and the output map."""
+        n = self.x_0.shape[0]
+        A, c = np.eye(n), np.zeros(n)
+        rows, offsets = [], []
+        for k, z in enumerate(pre_activations):
+            A, c = mlp.weights[k] @ A, mlp.weights[k] @ c + mlp.biases[k]
+            if mlp.activations[k] != "ReLU":
+                continue
+            active = z > 0
+            sign = np.where(active, 1.0, -1.0)
+            rows.append(sign[:, None] * A)
+            offsets.append(sign * c)
+            A, c = A * active[:, None], c * active
+        self.A_out = mlp.weights[-1] @ A
+        self.c_out = mlp.weights[-1] @ c + mlp.biases[-1]
+        G = np.vstack(rows) if rows else np.zeros((0, n))
+        g = np.concatenate(offsets) if offsets else np.zeros(0)
+        norms = np.abs(G).sum(axis=1)
+        keep = norms > 0  # constant units: their sign is fixed by x_0 itself
+        self._G = G[keep] / norms[keep, None]
+        self._g = g[keep] / norms[keep]
 
-        blocks: list[sp.spmatrix] = []
-        row_lower: list[np.ndarray] = []
-        row_upper: list[np.ndarray] = []
-        # layer equalities: z_k - W_k D_{k-1} z_{k-1} = b_k, with z_{-1} := x, D_{-1} := I
-        for k, width in enumerate(widths):
-            prev_start = 0 if k == 0 else starts[k - 1]
-            w = mlp.weights[k] if k == 0 else mlp.weights[k] * phases[k - 1][None, :]
-            blocks.append(
-                _place(-w, width, num_cols, prev_start)
-                + _place(sp.identity(width), width, num_cols, starts[k])
-            )
-            row_lower.append(mlp.biases[k])
-            row_upper.append(mlp.biases[k])
-        # distance rows: x_i - t <= x0_i and x_i + t >= x0_i
-        x_part = _place(sp.identity(n_in), n_in, num_cols, 0)
-        t_col = _place(np.ones((n_in, 1)), n_in, num_cols, self._t)
-        blocks += [x_part - t_col, x_part + t_col]
-        row_lower += [np.full(n_in, -INF), self.x_0]
-        row_upper += [self.x_0, np.full(n_in, INF)]
-        # competitor rows sign * (y_j - y_label) >= margin, free until switched on
-        w_out = mlp.weights[-1] * phases[-1][None, :] if phases else mlp.weights[-1]
-        diff = self.sign * (w_out - w_out[self.label][None, :])
-        self._bias_gap = self.sign * (mlp.biases[-1] - mlp.biases[-1][self.label])
-        self._class_row0 = sum(b.shape[0] for b in blocks)
-        blocks.append(_place(diff, diff.shape[0], num_cols, starts[-2] if widths else 0))
-        row_lower.append(np.full(diff.shape[0], -INF))
-        row_upper.append(np.full(diff.shape[0], INF))
-
-        col_lower = np.full(num_cols, -INF)
-        col_upper = np.full(num_cols, INF)
-        col_lower[:n_in] = self.x_0 - self.epsilon
-        col_upper[:n_in] = self.x_0 + self.epsilon
-        for k, phase in enumerate(phases):
-            if mlp.activations[k] == "ReLU":
-                active = phase > 0
-                col_lower[starts[k] : starts[k + 1]] = np.where(active, 0.0, -INF)
-                col_upper[starts[k] : starts[k + 1]] = np.where(active, INF, 0.0)
-        col_lower[self._t] = 0.0
-        cost = np.zeros(num_cols)
-        cost[self._t] = 1.0
-        self._lp = LinearProgram(
+    def _base_lp(self) -> LinearProgram:
+        """Distance rows ``x_i - t <= x0_i``, ``x_i + t >= x0_i`` and free class rows."""
+        n = self.x_0.shape[0]
+        x_part = sp.hstack([sp.identity(n), sp.csr_matrix((n, 1))])
+        t_col = sp.hstack([sp.csr_matrix((n, n)), sp.csr_matrix(np.ones((n, 1)))])
+        diff = self.sign * (self.A_out - self.A_out[self.label])
+        self._gap_offset = self.sign * (self.c_out - self.c_out[self.label])
+        class_rows = sp.hstack([sp.csr_matrix(diff), sp.csr_matrix((diff.shape[0], 1))])
+        self._class_row0 = 2 * n
+        m = diff.shape[0]
+        cost = np.zeros(n + 1)
+        cost[n] = 1.0
+        return LinearProgram(
             cost,
-            sp.vstack(blocks, format="csc"),
-            np.concatenate(row_lower),
-            np.concatenate(row_upper),
-            col_lower,
-            col_upper,
+            sp.vstack([x_part - t_col, x_part + t_col, class_rows], format="csc"),
+            np.concatenate([np.full(n, -INF), self.x_0, np.full(m, -INF)]),
+            np.concatenate([self.x_0, np.full(n, INF), np.full(m, INF)]),
+            np.r_[self.x_0 - self.epsilon, 0.0],
+            np.r_[self.x_0 + self.epsilon, INF],
         )
 
     def solve_class(
@@ -150,26 +148,36 @@ class RegionLP:
         Args:
             target: the competing class.
             margin: required score gap past the decision boundary.
-            time_limit: seconds for the solve.
+            time_limit: seconds for each solve.
         """
         row = self._class_row0 + target
-        self._model.set_row_bounds([row], [-self._bias_gap[target] + margin], [INF])
+        n = self.x_0.shape[0]
+        self._model.set_row_bounds([row], [-self._gap_offset[target] + margin], [INF])
         try:
-            solution: LPSolution = self._model.solve(time_limit)
+            while True:
+                solution = self._model.solve(time_limit)
+                self.rounds += 1
+                if solution.status is not LPStatus.OPTIMAL or solution.x is None:
+                    return RegionLPSolution(target, solution.status, None, None)
+                x = solution.x[:n]
+                if not self._add_violated_rows(x):
+                    return RegionLPSolution(target, solution.status, float(solution.objective), x)
         finally:
             self._model.set_row_bounds([row], [-INF], [INF])
-        if solution.status is not LPStatus.OPTIMAL or solution.x is None:
-            return RegionLPSolution(target, solution.status, None, None)
-        x = solution.x[: self.x_0.shape[0]]
-        return RegionLPSolution(target, solution.status, float(solution.objective), x)
+
+    def _add_violated_rows(self, x: np.ndarray, tol: float = 1e-10) -> bool:
+        """Add the most violated region rows at ``x``; False when ``x`` satisfies all."""
+        slack = self._G @ x + self._g
+        violated = np.flatnonzero((slack < -tol) & ~self._in_model)
+        if violated.size == 0:
+            return False
+        worst = violated[np.argsort(slack[violated])[: self.rows_per_round]]
+        self._in_model[worst] = True
+        rows = sp.hstack([sp.csr_matrix(self._G[worst]), sp.csr_matrix((worst.size, 1))])
+        self._model.add_rows(rows, -self._g[worst], np.full(worst.size, INF))
+        return True
 
     def set_tolerance(self, tolerance: float) -> None:
         """Tighten HiGHS's primal/dual feasibility tolerances."""
         self._model.set_option("primal_feasibility_tolerance", tolerance)
         self._model.set_option("dual_feasibility_tolerance", tolerance)
-
-
-def _place(block: object, rows: int, cols: int, col_start: int) -> sp.csr_matrix:
-    """``block`` placed at column ``col_start`` of a ``rows x cols`` sparse matrix."""
-    coo = sp.coo_matrix(block)
-    return sp.csr_matrix((coo.data, (coo.row, coo.col + col_start)), shape=(rows, cols))
