@@ -16,20 +16,31 @@ from verifiNN.errors import (
     UnsupportedModelError,
     VerifiNNError,
 )
+from verifiNN.io import from_torch, load_onnx, load_vnnlib, read_result, write_result
 from verifiNN.models.network import Network
 from verifiNN.results import Verdict, VerificationResult
 from verifiNN.verifier import LPVerifier
 
 __all__ = [
+    "Box",
+    "HalfSpaces",
     "InvalidInputError",
     "InvalidNetworkError",
     "LPVerifier",
+    "LpBall",
     "ModelLoadError",
     "Network",
     "SpecError",
+    "Specification",
     "UnsupportedModelError",
     "Verdict",
     "VerifiNNError",
     "VerificationResult",
     "__version__",
+    "from_torch",
+    "load_onnx",
+    "load_vnnlib",
+    "read_result",
+    "robustness_spec",
+    "write_result",
 ]

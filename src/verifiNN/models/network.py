@@ -158,7 +158,7 @@ class Network:
             except ValueError as exc:
                 raise InvalidNetworkError(f"node {node.name!r} ({node.op.kind}): {exc}") from exc
             for name, param in node.op.parameters().items():
-                if not torch.isfinite(param).all():
+                if not np.isfinite(param.detach().cpu().numpy()).all():
                     raise InvalidNetworkError(
                         f"node {node.name!r} ({node.op.kind}): parameter {name!r} has NaN or inf"
                     )
@@ -218,7 +218,8 @@ class Network:
         """
         batch, single = self._as_batch(x)
         with torch.no_grad():
-            out = self.forward(torch.from_numpy(batch)).numpy()
+            tensor = torch.from_numpy(np.require(batch, requirements=["C", "W"]))
+            out = self.forward(tensor).numpy()
         return out[0] if single else out
 
     def classify(self, x: object) -> int | np.ndarray:

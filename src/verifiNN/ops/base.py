@@ -29,7 +29,8 @@ def as_tensor(value: object, dtype: torch.dtype = torch.float64) -> Tensor:
     """Convert an array-like parameter to a contiguous tensor of ``dtype``."""
     if isinstance(value, Tensor):
         return value.detach().to(dtype=dtype).contiguous()
-    return torch.as_tensor(np.asarray(value, dtype=np.float64), dtype=dtype).contiguous()
+    # np.array copies: parameters never alias read-only buffers (ONNX initializers, views)
+    return torch.as_tensor(np.array(value, dtype=np.float64), dtype=dtype).contiguous()
 
 
 class Op(ABC):

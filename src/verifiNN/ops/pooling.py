@@ -74,7 +74,8 @@ class MaxPool2d(Op):
     def forward(self, *inputs: Tensor) -> Tensor:
         top, left, bottom, right = self.padding
         x = inputs[0]
-        if (top, left) != (bottom, right):
+        # torch pads symmetrically and at most half a kernel; pad by hand otherwise.
+        if (top, left) != (bottom, right) or 2 * top > self.kernel[0] or 2 * left > self.kernel[1]:
             x = F.pad(x, (left, right, top, bottom), value=float("-inf"))
             top = left = 0
         return F.max_pool2d(x, self.kernel, self.stride, (top, left))

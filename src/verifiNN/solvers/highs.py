@@ -188,6 +188,27 @@ class HighsModel:
         cols = np.asarray(cols, dtype=np.int32)
         self._highs.changeColsCost(len(cols), cols, np.asarray(costs, np.float64))
 
+    def add_rows(self, A: sp.spmatrix, lower: np.ndarray, upper: np.ndarray) -> None:
+        """Append rows ``lower <= A x <= upper`` (the current basis is kept for a warm start)."""
+        matrix = sp.csr_matrix(A, dtype=np.float64)
+        matrix.sort_indices()
+        status = self._highs.addRows(
+            matrix.shape[0],
+            np.asarray(lower, np.float64),
+            np.asarray(upper, np.float64),
+            matrix.nnz,
+            matrix.indptr.astype(np.int32),
+            matrix.indices.astype(np.int32),
+            matrix.data,
+        )
+        if status == highspy.HighsStatus.kError:
+            raise SolverError("HiGHS rejected the added rows")
+
+    @property
+    def num_rows(self) -> int:
+        """Current number of rows in the solver's model."""
+        return int(self._highs.getNumRow())
+
     def solve(self, time_limit: float | None = None) -> LPSolution:
         """Solve the current model.
 
