@@ -54,7 +54,11 @@ def cvxpy_class_distances(network: Network, x_0: np.ndarray, eps: float, solver:
         y = mlp.weights[-1] @ a + mlp.biases[-1]
         constraints.append(y[j] >= y[label])
         problem = cp.Problem(cp.Minimize(t), constraints)
-        problem.solve(solver=solver)
+        try:
+            problem.solve(solver=solver)
+        except (cp.error.SolverError, ValueError):  # cvxpy could not unpack the solver's answer
+            distances[j] = float("nan")
+            continue
         if problem.status == cp.OPTIMAL:
             distances[j] = float(problem.value)
     return distances
