@@ -1,0 +1,235 @@
+"""Backward (vector-Jacobian) and interval rules of the affine ops.
+
+:data:`AFFINE_RULES` maps every affine op type of the IR to a frozen
+:class:`AffineRule`:
+
+* ``backward(op, lam, input_shapes)``: for an affine ``y = A x + c`` and a batch
+  of linear functions ``lam`` of shape ``(B, m, *out_shape)``, return ``A^T lam``
+  per input (``(B, m, *in_shape)``) and the offset ``lam . c`` (``(B, m)`` or
+  ``None`` when ``c = 0``): the step of CROWN's backward pass through the op;
+* ``interval(op, lowers, uppers)``: interval bounds of the output (center-radius
+  form with ``|A|``, or monotone evaluation when ``A >= 0``).
+
+Fast rules exist for every affine op of the IR (matmul for Dense,
+``conv_transpose2d`` for Conv2d and AvgPool2d); any other affine op falls back
+to :func:`generic_rule` (``torch.func.vjp`` at zero), so an affine op added to
+the IR works at once, only more slowly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from verifiNN.ops import (
+    Add,
+    AvgPool2d,
+    Concat,
+    Conv2d,
+    Dense,
+    ElementwiseAffine,
+    Flatten,
+    Identity,
+    Op,
+    Pad,
+    Reshape,
+    Shape,
+)
+
+__all__ = ["AFFINE_RULES", "AffineRule", "affine_rule", "generic_rule"]
+
+Backward = Callable[[Op, Tensor, Sequence[Shape]], tuple[list[Tensor], Tensor | None]]
+IntervalRule = Callable[[Op, Sequence[Tensor], Sequence[Tensor]], tuple[Tensor, Tensor]]
+
+
+@dataclass(frozen=True)
+class AffineRule:
+    """How an affine op is propagated backward (CROWN) and forward (IBP)."""
+
+    backward: Backward
+    interval: IntervalRule
+
+
+def _sum_rows(t: Tensor) -> Tensor:
+    return t.flatten(2).sum(-1)
+
+
+def _rows(lam: Tensor) -> tuple[int, int]:
+    return int(lam.shape[0]), int(lam.shape[1])
+
+
+def _monotone(op: Op, lowers: Sequence[Tensor], uppers: Sequence[Tensor]) -> tuple[Tensor, Tensor]:
+    """Interval of an affine op with nonnegative coefficients."""
+    return op.forward(*lowers), op.forward(*uppers)
+
+
+def _transposed_padding(out_size: int, padded: int, stride: int, dilation: int, k: int) -> int:
+    """``output_padding`` that makes ``conv_transpose2d`` return the padded input size."""
+    return padded - ((out_size - 1) * stride + dilation * (k - 1) + 1)
+
+
+# --------------------------------------------------------------------- Dense
+def _dense_backward(op: Dense, lam: Tensor, shapes: Sequence[Shape]):
+    return [lam @ op.weight], lam @ op.bias
+
+
+def _dense_interval(op: Dense, lowers, uppers):
+    mid = (uppers[0] + lowers[0]) / 2
+    rad = (uppers[0] - lowers[0]) / 2
+    center = F.linear(mid, op.weight, op.bias)
+    radius = F.linear(rad, op.weight.abs())
+    return center - radius, center + radius
+
+
+# -------------------------------------------------------------------- Conv2d
+def _conv_backward(op: Conv2d, lam: Tensor, shapes: Sequence[Shape]):
+    (c_in, h, w) = shapes[0]
+    bl, m = _rows(lam)
+    flat = lam.reshape(bl * m, *lam.shape[2:])
+    top, left, bottom, right = op.padding
+    kh, kw = op.weight.shape[2:]
+    pads = (
+        _transposed_padding(flat.shape[2], h + top + bottom, op.stride[0], op.dilation[0], kh),
+        _transposed_padding(flat.shape[3], w + left + right, op.stride[1], op.dilation[1], kw),
+    )
+    grad = F.conv_transpose2d(flat, op.weight, None, op.stride, 0, pads, op.groups, op.dilation)
+    grad = grad[:, :, top : top + h, left : left + w]
+    bias = lam.sum((3, 4)) @ op.bias
+    return [grad.reshape(bl, m, c_in, h, w)], bias
+
+
+def _conv_interval(op: Conv2d, lowers, uppers):
+    mid = (uppers[0] + lowers[0]) / 2
+    rad = (uppers[0] - lowers[0]) / 2
+    center = op.forward(mid)
+    radius = dataclasses.replace(
+        op, weight=op.weight.abs(), bias=torch.zeros_like(op.bias)
+    ).forward(rad)
+    return center - radius, center + radius
+
+
+# ------------------------------------------------------- elementwise affine
+def _ew_backward(op: ElementwiseAffine, lam: Tensor, shapes: Sequence[Shape]):
+    return [lam * op.scale], _sum_rows(lam * op.shift)
+
+
+def _ew_interval(op: ElementwiseAffine, lowers, uppers):
+    mid = (uppers[0] + lowers[0]) / 2
+    rad = (uppers[0] - lowers[0]) / 2
+    center = mid * op.scale + op.shift
+    radius = rad * op.scale.abs()
+    return center - radius, center + radius
+
+
+# ------------------------------------------------------------------ AvgPool2d
+def _avgpool_backward(op: AvgPool2d, lam: Tensor, shapes: Sequence[Shape]):
+    (c, h, w) = shapes[0]
+    bl, m = _rows(lam)
+    flat = lam.reshape(bl * m, *lam.shape[2:])
+    top, left, bottom, right = op.padding
+    kh, kw = op.kernel
+    if op.count_include_pad:
+        flat = flat / (kh * kw)
+    else:
+        ones = F.pad(lam.new_ones(1, 1, h, w), (left, right, top, bottom))
+        flat = flat / F.avg_pool2d(ones, op.kernel, op.stride, divisor_override=1)
+    pads = (
+        _transposed_padding(flat.shape[2], h + top + bottom, op.stride[0], 1, kh),
+        _transposed_padding(flat.shape[3], w + left + right, op.stride[1], 1, kw),
+    )
+    weight = lam.new_ones(c, 1, kh, kw)
+    grad = F.conv_transpose2d(flat, weight, None, op.stride, 0, pads, c)
+    grad = grad[:, :, top : top + h, left : left + w]
+    return [grad.reshape(bl, m, c, h, w)], None
+
+
+# ------------------------------------------------------------ wiring ops
+def _reshape_backward(op: Op, lam: Tensor, shapes: Sequence[Shape]):
+    bl, m = _rows(lam)
+    return [lam.reshape(bl, m, *shapes[0])], None
+
+
+def _identity_backward(op: Op, lam: Tensor, shapes: Sequence[Shape]):
+    return [lam], None
+
+
+def _pad_backward(op: Pad, lam: Tensor, shapes: Sequence[Shape]):
+    top, left, _, _ = op.pads
+    h, w = shapes[0][-2:]
+    inner = lam[..., top : top + h, left : left + w]
+    bias = None
+    if op.value != 0:
+        bias = op.value * (_sum_rows(lam) - _sum_rows(inner))
+    return [inner], bias
+
+
+def _concat_backward(op: Concat, lam: Tensor, shapes: Sequence[Shape]):
+    sizes = [s[op.axis] for s in shapes]
+    return list(torch.split(lam, sizes, dim=op.axis + 2)), None
+
+
+def _add_backward(op: Add, lam: Tensor, shapes: Sequence[Shape]):
+    return [lam, lam], None
+
+
+def _add_interval(op: Add, lowers, uppers):
+    return lowers[0] + lowers[1], uppers[0] + uppers[1]
+
+
+# ------------------------------------------------------------------ generic
+def _generic_backward(op: Op, lam: Tensor, shapes: Sequence[Shape]):
+    """``A^T lam`` by ``torch.func.vjp`` at zero; offset from ``op(0)``."""
+    bl, m = _rows(lam)
+    zeros = [lam.new_zeros(bl * m, *s) for s in shapes]
+    out, vjp_fn = torch.func.vjp(op.forward, *zeros)
+    grads = vjp_fn(lam.reshape(bl * m, *lam.shape[2:]))
+    bias = _sum_rows(lam * out[:1].reshape(1, 1, *out.shape[1:]))
+    return [g.reshape(bl, m, *s) for g, s in zip(grads, shapes)], bias
+
+
+def _generic_interval(op: Op, lowers, uppers):
+    """Center-radius interval with ``|A|`` from the Jacobian (vjp of identity rows)."""
+    out_shape = op.output_shape(*(tuple(x.shape[1:]) for x in lowers))
+    size = int(torch.Size(out_shape).numel())
+    eye = torch.eye(size, dtype=lowers[0].dtype, device=lowers[0].device)
+    lam = eye.reshape(1, size, *out_shape)
+    grads, bias = _generic_backward(op, lam, [tuple(x.shape[1:]) for x in lowers])
+    center = bias.reshape(1, *out_shape).expand(lowers[0].shape[0], *out_shape)
+    radius = torch.zeros_like(center)
+    for g, lo, hi in zip(grads, lowers, uppers):
+        a = g.reshape(size, -1)
+        mid = ((lo + hi) / 2).flatten(1)
+        rad = ((hi - lo) / 2).flatten(1)
+        center = center + (mid @ a.T).reshape(center.shape)
+        radius = radius + (rad @ a.abs().T).reshape(center.shape)
+    return center - radius, center + radius
+
+
+def generic_rule() -> AffineRule:
+    """The fallback rule for affine ops without a fast rule."""
+    return AffineRule(_generic_backward, _generic_interval)
+
+
+AFFINE_RULES: dict[type[Op], AffineRule] = {
+    Dense: AffineRule(_dense_backward, _dense_interval),
+    Conv2d: AffineRule(_conv_backward, _conv_interval),
+    ElementwiseAffine: AffineRule(_ew_backward, _ew_interval),
+    AvgPool2d: AffineRule(_avgpool_backward, _monotone),
+    Flatten: AffineRule(_reshape_backward, _monotone),
+    Reshape: AffineRule(_reshape_backward, _monotone),
+    Identity: AffineRule(_identity_backward, _monotone),
+    Pad: AffineRule(_pad_backward, _monotone),
+    Concat: AffineRule(_concat_backward, _monotone),
+    Add: AffineRule(_add_backward, _add_interval),
+}
+"""Affine op type -> its backward and interval rules."""
+
+
+def affine_rule(op: Op) -> AffineRule:
+    """The rule of an affine op (the generic fallback when it has no fast rule)."""
+    return AFFINE_RULES.get(type(op)) or generic_rule()

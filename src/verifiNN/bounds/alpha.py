@@ -1,0 +1,226 @@
+"""alpha-CROWN: CROWN with relaxation slopes optimised by projected gradient.
+
+Xu et al. 2021, "Fast and Complete: Enabling Complete Neural Network
+Verification with Rapid and Massively Parallel Incomplete Verifiers". Every
+free parameter of the relaxation registry (the lower slope of unstable ReLUs,
+the tangent points of Sigmoid/Tanh, ...) becomes a tensor ``alpha`` in
+``[0, 1]`` with a separate copy per region, per row of ``C`` and per node that
+a backward pass starts from; Adam maximises the bound of ``C y``, and the
+slopes are projected back to ``[0, 1]`` after each step.
+
+With ``optimize_intermediate`` every intermediate bound is recomputed in each
+iteration from its own slopes (as in the paper), intersected with the CROWN
+bounds it started from, and the gradient flows through them; otherwise the
+intermediate bounds stay CROWN's and only the final pass is optimised.
+
+Any slopes give a sound bound, so the best bound seen per row is kept; the
+first iteration uses CROWN's slopes, hence alpha-CROWN is never looser than
+CROWN. The loop stops early once ``done(best - threshold)`` holds (e.g. every
+row proved).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+
+import torch
+from torch import Tensor
+
+from verifiNN.bounds.crown import crown_linear_bound, needs_rows, row_bounds
+from verifiNN.bounds.graph import BoundGraph, RelaxFn
+from verifiNN.bounds.regions import BoxInput, InputSet
+from verifiNN.bounds.relaxations import RELAXATIONS
+from verifiNN.bounds.types import AlphaOptions, Interval
+from verifiNN.models.network import Node
+
+__all__ = ["alpha_crown"]
+
+Params = dict[str, list[Tensor | None]]
+
+
+def _init_params(
+    graph: BoundGraph,
+    bounds: Mapping[str, Interval],
+    start: str,
+    rows: int,
+    adaptive: bool,
+) -> Params:
+    """Fresh slopes, at CROWN's choice, for a pass from ``start`` with ``rows`` rows."""
+    params: Params = {}
+    for name in graph.ancestors[start]:
+        node = graph.node(name)
+        record = RELAXATIONS[type(node.op)]
+        free = record.free(node.op)
+        if not any(free):
+            continue
+        b = bounds[node.inputs[0]]
+        defaults = record.default_alpha(node.op, b.lower, b.upper, adaptive)
+        params[name] = [
+            a.unsqueeze(1).expand(a.shape[0], rows, *a.shape[1:]).clone().requires_grad_()
+            if flag and a is not None
+            else None
+            for a, flag in zip(defaults, free)
+        ]
+    return params
+
+
+def _alpha_relax(bounds: Mapping[str, Interval], params: Params) -> RelaxFn:
+    """Relaxations of one backward pass: free nodes use ``params``, the rest CROWN's default."""
+    cache: dict[str, object] = {}
+
+    def relax(node: Node) -> object:
+        found = cache.get(node.name)
+        if found is None:
+            record = RELAXATIONS[type(node.op)]
+            b = bounds[node.inputs[0]]
+            alpha = params.get(node.name)
+            if alpha is None:
+                default = record.default_alpha(node.op, b.lower, b.upper, True)
+                found = record.relax(node.op, b.lower, b.upper, default)
+            else:
+                found = record.relax(
+                    node.op, b.lower.unsqueeze(1), b.upper.unsqueeze(1), tuple(alpha)
+                )
+            cache[node.name] = found
+        return found
+
+    return relax
+
+
+def _starts(
+    graph: BoundGraph,
+    input_set: InputSet,
+    bounds: Mapping[str, Interval],
+    given: Mapping[str, Interval] | None,
+) -> list[tuple[Node, Tensor]]:
+    """Intermediate nodes whose bounds are re-optimised, with their neuron rows."""
+    box = isinstance(input_set, BoxInput)
+    starts = []
+    for node in graph.nodes:
+        if node.name not in graph.preactivations or (given and node.name in given):
+            continue
+        if box and graph.reads_input_only(node.name):
+            continue
+        if not any(
+            any(RELAXATIONS[type(graph.node(a).op)].free(graph.node(a).op))
+            for a in graph.ancestors[node.name]
+        ):
+            continue
+        index = needs_rows(graph, node.name, bounds[node.name])
+        if index is not None:
+            starts.append((node, index))
+    return starts
+
+
+def _scatter(interval: Interval, index: Tensor, low: Tensor, high: Tensor) -> Interval:
+    """``interval`` with neurons ``index`` (``(B, K)``) tightened to ``[low, high]``."""
+    lower = interval.lower.flatten(1)
+    upper = interval.upper.flatten(1)
+    lower = lower.scatter(1, index, torch.maximum(lower.gather(1, index), low))
+    upper = upper.scatter(1, index, torch.minimum(upper.gather(1, index), high))
+    return Interval(lower.reshape(interval.shape), upper.reshape(interval.shape))
+
+
+def _objective(lower: Tensor, threshold: Tensor | None) -> Tensor:
+    """Rows below their threshold count by their gap; rows without one by their bound."""
+    if threshold is None:
+        return lower
+    finite = torch.isfinite(threshold)
+    gap = (lower - torch.where(finite, threshold, torch.zeros_like(threshold))).clamp(max=0)
+    return torch.where(finite, gap, lower)
+
+
+def alpha_crown(
+    graph: BoundGraph,
+    input_set: InputSet,
+    C: Tensor,
+    bounds: Mapping[str, Interval],
+    crown_lower: Tensor,
+    options: AlphaOptions | None = None,
+    given: Mapping[str, Interval] | None = None,
+    threshold: Tensor | None = None,
+    done: Callable[[Tensor], bool] | None = None,
+    deadline: float | None = None,
+) -> tuple[Tensor, dict[str, Interval], dict[str, float]]:
+    """Optimise the relaxation slopes for the lower bound of ``C y``.
+
+    Args:
+        graph: the bound graph.
+        input_set: the regions.
+        C: ``(B or 1, m, n_out)`` rows; each row gets its own slopes.
+        bounds: CROWN's node bounds (the starting point).
+        crown_lower: CROWN's ``(B, m)`` bound (the best bound so far).
+        options: alpha-CROWN options.
+        given: nodes whose bounds are fixed (never re-optimised).
+        threshold: ``(B or 1, m)``: a row counts as proved once its bound
+            exceeds it; proved rows stop pulling on the loss.
+        done: early-stop test on the best ``(B, m)`` margin ``best - threshold``
+            so far (default: every margin positive; never without a threshold).
+        deadline: ``time.perf_counter()`` value after which no further
+            iteration starts (default: ``options.time_limit`` from now).
+
+    Returns:
+        ``(lower, bounds, statistics)``: the best ``(B, m)`` bound per row, the
+        node bounds tightened by every iteration, and ``{'iterations': n}``.
+    """
+    options = options or AlphaOptions()
+    if deadline is None and options.time_limit is not None:
+        deadline = time.perf_counter() + options.time_limit
+    if threshold is None:
+        done = None
+    elif done is None:
+
+        def done(margin: Tensor) -> bool:
+            return bool((margin > 0).all())
+
+    best = crown_lower.detach().clone()
+    best_bounds = dict(bounds)
+    out_of_time = deadline is not None and time.perf_counter() >= deadline
+    if (
+        options.iterations <= 0
+        or out_of_time
+        or (options.early_stop and done and done(best - threshold))
+    ):
+        return best, best_bounds, {"iterations": 0}
+    adaptive = options.crown.adaptive_relu
+    starts = _starts(graph, input_set, bounds, given) if options.optimize_intermediate else []
+    params = {
+        node.name: _init_params(graph, bounds, node.name, 2 * int(index.shape[1]), adaptive)
+        for node, index in starts
+    }
+    params[graph.output_name] = _init_params(
+        graph, bounds, graph.output_name, int(C.shape[1]), adaptive
+    )
+    leaves = [a for p in params.values() for pair in p.values() for a in pair if a is not None]
+    if not leaves:
+        return best, best_bounds, {"iterations": 0}
+    optimizer = torch.optim.Adam(leaves, lr=options.lr, foreach=True)
+    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, options.lr_decay)
+    iterations = 0
+    for _ in range(options.iterations):
+        iterations += 1
+        current = dict(bounds)
+        for node, index in starts:
+            low, high = row_bounds(
+                graph, node, index, _alpha_relax(current, params[node.name]), input_set
+            )
+            current[node.name] = _scatter(current[node.name], index, low, high)
+        relax = _alpha_relax(current, params[graph.output_name])
+        lower = crown_linear_bound(graph, input_set, relax, C)
+        best = torch.maximum(best, lower.detach())
+        for node, _rows in starts:
+            best_bounds[node.name] = best_bounds[node.name].intersect(current[node.name].detach())
+        if options.early_stop and done is not None and done(best - threshold):
+            break
+        if deadline is not None and time.perf_counter() >= deadline:
+            break
+        loss = -_objective(lower, threshold).sum()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        with torch.no_grad():
+            for a in leaves:
+                a.clamp_(0.0, 1.0)
+    return best, best_bounds, {"iterations": float(iterations)}

@@ -1,0 +1,213 @@
+"""CROWN / DeepPoly: backward linear bound propagation over the graph.
+
+Zhang et al. 2018, "Efficient Neural Network Robustness Certification with
+General Activation Functions" (CROWN); Singh et al. 2019, "An Abstract Domain
+for Certifying Neural Networks" (DeepPoly).
+
+Intermediate bounds are computed node by node in topological order: every
+pre-activation node (an affine node read by a nonlinear op) gets a backward
+pass of its own, seeded with ``+e_i`` and ``-e_i`` for the neurons whose
+relaxation depends on their bounds (e.g. unstable ReLUs by the current interval
+bounds; per region, padded to the largest count in the batch), and the result
+is intersected with interval propagation (never looser). An affine node that
+reads the input box directly is bounded exactly by interval arithmetic and
+skips the backward pass. Every other node gets interval bounds from its
+(tightened) inputs.
+
+Everything is batched over ``B`` regions; the ``m`` rows of a backward pass are
+batched too. ``given`` bounds are kept ("given intermediate bounds, compute the
+rest"), which is how branch and bound will inject split constraints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch import Tensor
+
+from verifiNN.bounds.graph import BoundGraph, RelaxFn, backward, interval_step
+from verifiNN.bounds.interval import input_interval
+from verifiNN.bounds.regions import BoxInput, InputSet
+from verifiNN.bounds.relaxations import RELAXATIONS
+from verifiNN.bounds.types import CrownOptions, Interval
+from verifiNN.models.network import Node
+from verifiNN.ops import Dense
+
+__all__ = [
+    "concretize",
+    "crown_bounds",
+    "crown_linear_bound",
+    "default_relax",
+    "needs_rows",
+    "row_bounds",
+]
+
+
+def default_relax(bounds: Mapping[str, Interval], adaptive: bool = True) -> RelaxFn:
+    """CROWN's relaxation of each nonlinear node, computed once from ``bounds`` and cached.
+
+    Args:
+        bounds: node bounds; a node's input bounds must be final when it is first relaxed.
+        adaptive: adaptive lower slope of unstable ReLUs (else slope 0).
+    """
+    cache: dict[str, object] = {}
+
+    def relax(node: Node) -> object:
+        found = cache.get(node.name)
+        if found is None:
+            record = RELAXATIONS[type(node.op)]
+            b = bounds[node.inputs[0]]
+            alpha = record.default_alpha(node.op, b.lower, b.upper, adaptive)
+            found = cache[node.name] = record.relax(node.op, b.lower, b.upper, alpha)
+        return found
+
+    return relax
+
+
+def concretize(
+    input_set: InputSet, A: Tensor | None, bias: Tensor | None, rows: int, like: Tensor
+) -> Tensor:
+    """``min_x A x + bias`` over each region, as ``(B, rows)``."""
+    batch = input_set.batch
+    if A is None:
+        value = like.new_zeros(batch, rows)
+        value = value if bias is None else value + bias
+    else:
+        value = input_set.concretize(A.flatten(2), bias)
+    return value.expand(batch, rows) if value.shape[0] != batch else value
+
+
+def needs_rows(graph: BoundGraph, name: str, interval: Interval) -> Tensor | None:
+    """Per-region flat indices of the neurons of ``name`` whose bounds matter to a consumer.
+
+    Returns:
+        ``(B, K)`` indices, ``K`` the largest count over the regions; a region
+        with fewer such neurons repeats its first one (recomputing a bound is
+        harmless). ``None`` when no region has any.
+    """
+    mask = None
+    for user in graph.consumers[name]:
+        if not user.op.affine:
+            m = RELAXATIONS[type(user.op)].needs_bounds(user.op, interval.lower, interval.upper)
+            mask = m if mask is None else mask | m
+    if mask is None:
+        return None
+    mask = mask.flatten(1)
+    counts = mask.sum(1)
+    k = int(counts.max())
+    if k == 0:
+        return None
+    order = torch.argsort((~mask).to(torch.int8), dim=1, stable=True)[:, :k]
+    valid = torch.arange(k, device=mask.device) < counts.unsqueeze(1)
+    return torch.where(valid, order, order[:, :1])
+
+
+def row_bounds(
+    graph: BoundGraph, node: Node, index: Tensor, relax: RelaxFn, input_set: InputSet
+) -> tuple[Tensor, Tensor]:
+    """Lower and upper bounds of some neurons of ``node`` by one backward pass.
+
+    Args:
+        graph: the bound graph.
+        node: an affine node.
+        index: ``(B, K)`` flat neuron indices per region.
+        relax: relaxations of the nonlinear nodes before ``node``.
+        input_set: the regions.
+
+    Returns:
+        Two ``(B, K)`` tensors.
+    """
+    batch, k = index.shape
+    op = node.op
+    if isinstance(op, Dense):
+        w = op.weight[index]
+        b = op.bias[index]
+        seeds = {node.inputs[0]: torch.cat([w, -w], dim=1)}
+        bias = torch.cat([b, -b], dim=1)
+    else:
+        shape = graph.shapes[node.name]
+        size = int(torch.Size(shape).numel())
+        ref = input_set.reference
+        one = torch.zeros(batch, k, size, dtype=ref.dtype, device=ref.device)
+        one = one.scatter(2, index.unsqueeze(-1), 1.0)
+        seeds = {node.name: torch.cat([one, -one], dim=1).reshape(batch, 2 * k, *shape)}
+        bias = None
+    A, c = backward(graph, seeds, relax, bias)
+    value = concretize(input_set, A, c, 2 * k, next(iter(seeds.values())))
+    return value[:, :k], -value[:, k:]
+
+
+def _tighten(
+    graph: BoundGraph,
+    node: Node,
+    interval: Interval,
+    relax: RelaxFn,
+    input_set: InputSet,
+    options: CrownOptions,
+) -> Interval:
+    """Replace the interval bounds of ``node``'s relevant neurons by CROWN's (intersected)."""
+    index = needs_rows(graph, node.name, interval)
+    if index is None:
+        return interval
+    lower = interval.lower.flatten(1).clone()
+    upper = interval.upper.flatten(1).clone()
+    for chunk in index.split(options.chunk_rows, dim=1):
+        low, high = row_bounds(graph, node, chunk, relax, input_set)
+        if options.intersect_ibp:
+            low = torch.maximum(low, lower.gather(1, chunk))
+            high = torch.minimum(high, upper.gather(1, chunk))
+        lower.scatter_(1, chunk, low)
+        upper.scatter_(1, chunk, high)
+    return Interval(lower.reshape(interval.shape), upper.reshape(interval.shape))
+
+
+def crown_bounds(
+    graph: BoundGraph,
+    input_set: InputSet,
+    given: Mapping[str, Interval] | None = None,
+    options: CrownOptions | None = None,
+) -> tuple[dict[str, Interval], RelaxFn]:
+    """CROWN bounds of every node.
+
+    Args:
+        graph: the bound graph.
+        input_set: the batch of regions.
+        given: node bounds to keep (intersected with interval propagation; no
+            backward pass is run for them).
+        options: CROWN options.
+
+    Returns:
+        ``(bounds, relax)``: node name -> :class:`Interval`, and the cached
+        CROWN relaxations built from those bounds (for the final bound).
+    """
+    options = options or CrownOptions()
+    bounds = {graph.input_name: input_interval(graph, input_set, given)}
+    relax = default_relax(bounds, options.adaptive_relu)
+    box = isinstance(input_set, BoxInput)
+    for node in graph.nodes:
+        interval = interval_step(node, bounds)
+        if given and node.name in given:
+            interval = interval.intersect(given[node.name])
+        elif node.name in graph.preactivations and not (box and graph.reads_input_only(node.name)):
+            interval = _tighten(graph, node, interval, relax, input_set, options)
+        bounds[node.name] = interval
+    return bounds, relax
+
+
+def crown_linear_bound(graph: BoundGraph, input_set: InputSet, relax: RelaxFn, C: Tensor) -> Tensor:
+    """Lower bound of ``C y`` by one backward pass from the output.
+
+    Args:
+        graph: the bound graph.
+        input_set: the regions.
+        relax: relaxations of the nonlinear nodes (e.g. from :func:`crown_bounds`).
+        C: ``(B or 1, m, n_out)`` rows.
+
+    Returns:
+        ``(B, m)`` lower bounds.
+    """
+    shape = graph.shapes[graph.output_name]
+    lam = C.reshape(C.shape[0], C.shape[1], *shape)
+    A, c = backward(graph, {graph.output_name: lam}, relax)
+    return concretize(input_set, A, c, C.shape[1], C)

@@ -1,0 +1,187 @@
+"""How the graph is walked: bound-graph analysis and the backward linear pass.
+
+Kept apart from how one node is bounded (:mod:`~verifiNN.bounds.affine`,
+:mod:`~verifiNN.bounds.relaxations`), as in jax_verify. :func:`backward` is
+the DAG walk of CROWN (Zhang et al. 2018) / DeepPoly (Singh et al. 2019): linear
+functions ``lam`` seeded at some nodes travel to the network input in reverse
+topological order; a node with several consumers sums their contributions,
+Add sends its ``lam`` to both inputs and Concat splits it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from verifiNN.bounds.affine import affine_rule
+from verifiNN.bounds.relaxations import RELAXATIONS
+from verifiNN.bounds.types import Interval
+from verifiNN.errors import UnsupportedModelError
+from verifiNN.models.network import Network, Node
+from verifiNN.ops import Dense, Shape
+
+__all__ = ["BoundGraph", "RelaxFn", "backward", "check_supported", "interval_step"]
+
+RelaxFn = Callable[[Node], Any]
+"""Returns the relaxation of a nonlinear node used by one backward pass."""
+
+
+def check_supported(network: Network) -> None:
+    """Raise before any work when some op has neither an affine rule nor a relaxation.
+
+    Raises:
+        UnsupportedModelError: listing every unsupported node.
+    """
+    bad = [
+        f"{node.name} ({node.op.kind})"
+        for node in network.nodes
+        if not node.op.affine and type(node.op) not in RELAXATIONS
+    ]
+    if bad:
+        raise UnsupportedModelError(
+            "bound propagation does not support these nodes: " + ", ".join(bad)
+        )
+
+
+@dataclass(frozen=True)
+class BoundGraph:
+    """A network seen by bound propagation (built once per network).
+
+    Attributes:
+        network: the network.
+        nodes: nodes in topological order.
+        index: node name -> position in ``nodes``.
+        shapes: per-sample shape of every node (and the input).
+        consumers: node name -> nodes that read it.
+        preactivations: affine nodes read by a nonlinear op: CROWN computes
+            their bounds by a backward pass of their own.
+        ancestors: node name -> names of the nonlinear nodes it depends on.
+    """
+
+    network: Network
+    nodes: tuple[Node, ...]
+    index: Mapping[str, int]
+    shapes: Mapping[str, Shape]
+    consumers: Mapping[str, tuple[Node, ...]]
+    preactivations: frozenset[str]
+    ancestors: Mapping[str, frozenset[str]]
+
+    @classmethod
+    def of(cls, network: Network) -> BoundGraph:
+        """Analyse ``network`` (raises :class:`UnsupportedModelError` on unknown ops)."""
+        check_supported(network)
+        consumers: dict[str, list[Node]] = {network.input_name: []}
+        ancestors: dict[str, frozenset[str]] = {network.input_name: frozenset()}
+        for node in network.nodes:
+            consumers[node.name] = []
+            for name in node.inputs:
+                consumers[name].append(node)
+            own = frozenset() if node.op.affine else frozenset({node.name})
+            ancestors[node.name] = own.union(*(ancestors[i] for i in node.inputs))
+        preacts = {
+            name
+            for name, users in consumers.items()
+            if name != network.input_name and any(not user.op.affine for user in users)
+        }
+        by_name = {node.name: node for node in network.nodes}
+        preacts = {name for name in preacts if by_name[name].op.affine}
+        return cls(
+            network=network,
+            nodes=tuple(network.nodes),
+            index={node.name: i for i, node in enumerate(network.nodes)},
+            shapes=dict(network.shapes),
+            consumers={k: tuple(v) for k, v in consumers.items()},
+            preactivations=frozenset(preacts),
+            ancestors=ancestors,
+        )
+
+    @property
+    def input_name(self) -> str:
+        """Name of the network input."""
+        return self.network.input_name
+
+    @property
+    def output_name(self) -> str:
+        """Name of the output node."""
+        return self.network.output_name
+
+    @property
+    def device(self) -> torch.device | None:
+        """Device of the parameters (``None`` for a network without parameters)."""
+        for node in self.nodes:
+            for param in node.op.parameters().values():
+                return param.device
+        return None
+
+    def node(self, name: str) -> Node:
+        """The node called ``name``."""
+        return self.nodes[self.index[name]]
+
+    def reads_input_only(self, name: str) -> bool:
+        """True when ``name`` is an affine op applied directly to the network input."""
+        node = self.node(name)
+        return node.op.affine and all(i == self.input_name for i in node.inputs)
+
+
+def interval_step(node: Node, bounds: Mapping[str, Interval]) -> Interval:
+    """Interval bound propagation through one node (Gowal et al. 2018)."""
+    inputs = [bounds[name] for name in node.inputs]
+    if node.op.affine:
+        lower, upper = affine_rule(node.op).interval(
+            node.op, [b.lower for b in inputs], [b.upper for b in inputs]
+        )
+    else:
+        lower, upper = RELAXATIONS[type(node.op)].interval(
+            node.op, inputs[0].lower, inputs[0].upper
+        )
+    return Interval(lower, upper)
+
+
+def backward(
+    graph: BoundGraph,
+    seeds: Mapping[str, Tensor],
+    relax: RelaxFn,
+    bias: Tensor | None = None,
+) -> tuple[Tensor | None, Tensor | None]:
+    """Propagate linear functions back to the network input.
+
+    Computes ``A, c`` with ``sum_s lam_s^T v_s >= A^T x + c`` for every input
+    ``x`` of the region whose node values ``v`` lie within the bounds behind
+    ``relax`` (the lower-bound direction; negate ``lam`` for upper bounds).
+
+    Args:
+        graph: the bound graph.
+        seeds: node name -> ``(B or 1, m, *shape)`` coefficients.
+        relax: the relaxation of each nonlinear node met on the way.
+        bias: initial ``(B or 1, m)`` offset.
+
+    Returns:
+        ``(A, c)``: ``A`` of shape ``(B or 1, m, *input_shape)`` (``None`` when
+        the seeds do not depend on the input) and ``c`` (``None`` when zero).
+    """
+    lams = dict(seeds)
+    last = max(graph.index.get(name, -1) for name in seeds)
+    for node in reversed(graph.nodes[: last + 1]):
+        lam = lams.pop(node.name, None)
+        if lam is None:
+            continue
+        op = node.op
+        if op.affine:
+            if isinstance(op, Dense):
+                in_lams, b = [lam @ op.weight], lam @ op.bias
+            else:
+                shapes = [graph.shapes[name] for name in node.inputs]
+                in_lams, b = affine_rule(op).backward(op, lam, shapes)
+        else:
+            new, b = RELAXATIONS[type(op)].backward(op, relax(node), lam)
+            in_lams = [new]
+        if b is not None:
+            bias = b if bias is None else bias + b
+        for name, new in zip(node.inputs, in_lams):
+            old = lams.get(name)
+            lams[name] = new if old is None else old + new
+    return lams.get(graph.input_name), bias
