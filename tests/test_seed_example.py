@@ -33,3 +33,10 @@ def test_seed_example_verbatim():
     assert np.round(x_hat[1], decimals=5) == 1.5
     assert network.classify(x_hat) == 1
     assert result["optimal_value"] == pytest.approx(0.5, abs=1e-9)
+
+
+def test_every_public_name_resolves():
+    import verifiNN
+
+    missing = [name for name in verifiNN.__all__ if not hasattr(verifiNN, name)]
+    assert not missing

@@ -19,6 +19,7 @@ from verifiNN.errors import (
 from verifiNN.io import from_torch, load_onnx, load_vnnlib, read_result, write_result
 from verifiNN.models.network import Network
 from verifiNN.results import Verdict, VerificationResult
+from verifiNN.specs import Box, HalfSpaces, LpBall, Specification, robustness_spec
 from verifiNN.verifier import LPVerifier
 
 __all__ = [
