@@ -26,7 +26,7 @@ import scipy.sparse as sp
 
 from verifiNN.errors import SolverError
 
-__all__ = ["INF", "HighsModel", "LPSolution", "LPStatus", "LinearProgram"]
+__all__ = ["INF", "HighsModel", "LPSolution", "LPStatus", "LinearProgram", "MipSolution"]
 
 INF = float("inf")
 
@@ -41,6 +41,7 @@ class LPStatus(str, Enum):
     INFEASIBLE = "infeasible"
     UNBOUNDED = "unbounded"
     TIME_LIMIT = "time_limit"
+    INTERRUPTED = "interrupted"
     OTHER = "other"
 
 
@@ -81,12 +82,35 @@ class LPSolution:
     raw_status: str = ""
 
 
+@dataclass
+class MipSolution:
+    """A MILP solve's outcome.
+
+    Attributes:
+        status: the solver outcome (``INTERRUPTED`` when a stop rule fired).
+        x: the incumbent (best integer-feasible point found), or ``None``.
+        objective: the incumbent's objective (the primal bound), or ``None``.
+        dual_bound: HiGHS's lower bound on the optimum (``-inf`` when unknown);
+            accurate only to the solver's tolerances.
+        nodes: branch-and-bound nodes explored.
+        raw_status: HiGHS's status text.
+    """
+
+    status: LPStatus
+    x: np.ndarray | None
+    objective: float | None
+    dual_bound: float
+    nodes: int
+    raw_status: str = ""
+
+
 _STATUS = {
     highspy.HighsModelStatus.kOptimal: LPStatus.OPTIMAL,
     highspy.HighsModelStatus.kInfeasible: LPStatus.INFEASIBLE,
     highspy.HighsModelStatus.kUnbounded: LPStatus.UNBOUNDED,
     highspy.HighsModelStatus.kUnboundedOrInfeasible: LPStatus.INFEASIBLE,
     highspy.HighsModelStatus.kTimeLimit: LPStatus.TIME_LIMIT,
+    highspy.HighsModelStatus.kInterrupt: LPStatus.INTERRUPTED,
 }
 
 
@@ -234,4 +258,66 @@ class HighsModel:
             row_duals=np.array(solution.row_dual) if solution.dual_valid else None,
             col_duals=np.array(solution.col_dual) if solution.dual_valid else None,
             raw_status=self._highs.modelStatusToString(raw),
+        )
+
+    def solve_mip(
+        self,
+        time_limit: float | None = None,
+        *,
+        cutoff: float | None = None,
+        stop_at_objective: float | None = None,
+        stop_at_bound: float | None = None,
+        rel_gap: float | None = None,
+        abs_gap: float | None = None,
+    ) -> MipSolution:
+        """Solve the model as a MILP (minimisation) with optional early stops.
+
+        Args:
+            time_limit: seconds; ``None`` for no limit.
+            cutoff: HiGHS's ``objective_bound``: nodes whose bound exceeds it are
+                pruned. A run that ends with no incumbent at or below ``cutoff``
+                has shown (to the solver's tolerances) that none exists; HiGHS may
+                still report a worse incumbent and call it optimal.
+            stop_at_objective: interrupt once an incumbent has objective ``<=`` this.
+            stop_at_bound: interrupt once the dual bound is ``>`` this.
+            rel_gap: ``mip_rel_gap`` (HiGHS default ``1e-4``).
+            abs_gap: ``mip_abs_gap`` (HiGHS default ``1e-6``).
+
+        Returns:
+            The status, the incumbent (if any), its objective and the dual bound.
+        """
+        highs = self._highs
+        highs.setOptionValue("time_limit", INF if time_limit is None else max(time_limit, 0.0))
+        highs.setOptionValue("objective_bound", INF if cutoff is None else float(cutoff))
+        for name, value in (("mip_rel_gap", rel_gap), ("mip_abs_gap", abs_gap)):
+            if value is not None:
+                highs.setOptionValue(name, float(value))
+        stops = stop_at_objective is not None or stop_at_bound is not None
+        if stops:
+            low = -INF if stop_at_objective is None else stop_at_objective
+            high = INF if stop_at_bound is None else stop_at_bound
+
+            def interrupt(kind, message, data_out, data_in, user_data) -> None:
+                if data_out.mip_primal_bound <= low or data_out.mip_dual_bound > high:
+                    data_in.user_interrupt = True
+
+            highs.setCallback(interrupt, None)
+            highs.startCallback(highspy.cb.HighsCallbackType.kCallbackMipInterrupt)
+        try:
+            highs.run()
+        finally:
+            if stops:
+                highs.stopCallback(highspy.cb.HighsCallbackType.kCallbackMipInterrupt)
+        raw = highs.getModelStatus()
+        info = highs.getInfo()
+        solution = highs.getSolution()
+        has_x = bool(solution.value_valid) and info.primal_solution_status >= 2
+        bound = float(info.mip_dual_bound)
+        return MipSolution(
+            _STATUS.get(raw, LPStatus.OTHER),
+            np.array(solution.col_value) if has_x else None,
+            float(info.objective_function_value) if has_x else None,
+            bound if np.isfinite(bound) or bound > 0 else -INF,
+            int(info.mip_node_count),
+            highs.modelStatusToString(raw),
         )
