@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping
 import torch
 from torch import Tensor
 
+from verifiNN.bounds.adam import ProjectedAdam
 from verifiNN.bounds.crown import crown_linear_bound, needs_rows, row_bounds
 from verifiNN.bounds.graph import BoundGraph, RelaxFn
 from verifiNN.bounds.regions import BoxInput, InputSet
@@ -195,8 +196,7 @@ def alpha_crown(
     leaves = [a for p in params.values() for pair in p.values() for a in pair if a is not None]
     if not leaves:
         return best, best_bounds, {"iterations": 0}
-    optimizer = torch.optim.Adam(leaves, lr=options.lr, foreach=True)
-    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, options.lr_decay)
+    optimizer = ProjectedAdam(leaves, lr=options.lr, lr_decay=options.lr_decay)
     iterations = 0
     for _ in range(options.iterations):
         iterations += 1
@@ -216,11 +216,5 @@ def alpha_crown(
         if deadline is not None and time.perf_counter() >= deadline:
             break
         loss = -_objective(lower, threshold).sum()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        with torch.no_grad():
-            for a in leaves:
-                a.clamp_(0.0, 1.0)
+        optimizer.step(list(torch.autograd.grad(loss, leaves, allow_unused=True)))
     return best, best_bounds, {"iterations": float(iterations)}
