@@ -8,6 +8,7 @@ The seed's front door::
 """
 
 from verifiNN._version import __version__
+from verifiNN.bounds import CROWNVerifier, compute_bounds
 from verifiNN.errors import (
     InvalidInputError,
     InvalidNetworkError,
@@ -18,12 +19,14 @@ from verifiNN.errors import (
 )
 from verifiNN.io import from_torch, load_onnx, load_vnnlib, read_result, write_result
 from verifiNN.models.network import Network
+from verifiNN.portfolio import verify
 from verifiNN.results import Verdict, VerificationResult
 from verifiNN.specs import Box, HalfSpaces, LpBall, Specification, robustness_spec
 from verifiNN.verifier import LPVerifier
 
 __all__ = [
     "Box",
+    "CROWNVerifier",
     "HalfSpaces",
     "InvalidInputError",
     "InvalidNetworkError",
@@ -38,10 +41,12 @@ __all__ = [
     "VerifiNNError",
     "VerificationResult",
     "__version__",
+    "compute_bounds",
     "from_torch",
     "load_onnx",
     "load_vnnlib",
     "read_result",
     "robustness_spec",
+    "verify",
     "write_result",
 ]

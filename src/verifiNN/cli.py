@@ -1,34 +1,313 @@
-"""The ``verifinn`` command line: thin, every command is a library call."""
+"""The ``verifinn`` command line: thin, every command is a library call.
+
+Commands:
+
+* ``verifinn verify MODEL.onnx SPEC.vnnlib``: decide one property; the verdict
+  word (``sat``, ``unsat``, ``unknown``, ``timeout``) is the first line on
+  stdout, ``--out`` writes the VNN-COMP result file.
+* ``verifinn bench INSTANCES.csv``: answer a VNN-COMP instance list in one
+  process (:func:`verifiNN.bench.run_benchmark`) and print a summary.
+
+Exit codes: 0 when the command ran (whatever the verdicts), 2 for bad input
+(a file the user got wrong: one line ``verifinn: error: ...`` on stderr), 1 for
+an internal error (a traceback and a one-line summary on stderr; for ``bench``
+also when any instance failed by an internal error), 130 when interrupted.
+Nothing but the answer goes to stdout: logging and progress go to stderr, and
+stdout is pointed at stderr at the file-descriptor level while engines run, so
+no native library can print before the verdict.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ctypes
+import logging
+import os
 import sys
-from collections.abc import Sequence
+import traceback
+import warnings
+from collections.abc import Iterator, Sequence
+
+import torch
 
 from verifiNN._version import __version__
+from verifiNN.bench import run_benchmark
+from verifiNN.budget import Budget
+from verifiNN.errors import ResultFileError, VerifiNNError
+from verifiNN.io import load_onnx, load_vnnlib, vnncomp_word, write_result
+from verifiNN.portfolio import METHODS, verify
+from verifiNN.results import Verdict
 
-__all__ = ["main"]
+__all__ = ["build_parser", "main"]
+
+logger = logging.getLogger("verifiNN.cli")
+
+EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+# ------------------------------------------------------------------ parsing
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def _count(minimum: int) -> type:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}")
+        return value
+
+    return parse  # type: ignore[return-value]
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--method",
+        choices=METHODS,
+        default="auto",
+        help="engine: 'auto' runs the portfolio (attack, CROWN, alpha-CROWN, complete "
+        "search); the others run one engine alone (default: auto)",
+    )
+    parser.add_argument(
+        "--device", choices=("cpu", "cuda"), default="cpu", help="tensor device (default: cpu)"
+    )
+    parser.add_argument(
+        "--threads",
+        type=_count(1),
+        metavar="N",
+        help="torch CPU threads (default: torch's own choice)",
+    )
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="no summary, progress bar or warnings on stderr"
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log each phase on stderr")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``verifinn`` and its subcommands."""
     parser = argparse.ArgumentParser(
         prog="verifinn",
         description="Sound and complete robustness verification of neural networks.",
+        epilog="Exit codes: 0 answered (any verdict), 2 bad input, 1 internal error.",
     )
     parser.add_argument("--version", action="version", version=f"verifinn {__version__}")
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = commands.add_parser(
+        "verify",
+        help="decide one VNN-LIB property on one ONNX model",
+        description="Decide one property. Prints the verdict (sat, unsat, unknown, timeout) "
+        "as the first line on stdout; a short summary goes to stderr.",
+    )
+    run.add_argument("model", metavar="MODEL.onnx", help="the network")
+    run.add_argument("spec", metavar="SPEC.vnnlib", help="the property (may be .vnnlib.gz)")
+    run.add_argument(
+        "--timeout", type=_seconds, metavar="S", help="seconds for the whole run (default: none)"
+    )
+    run.add_argument(
+        "--out", metavar="FILE", help="write the VNN-COMP result file (counterexample for sat)"
+    )
+    run.add_argument("--seed", type=_count(0), default=0, metavar="N", help="random seed")
+    _common(run)
+    run.set_defaults(handler=_cmd_verify)
+
+    bench = commands.add_parser(
+        "bench",
+        help="answer a VNN-COMP instance list in one process",
+        description="Answer every instance of a VNN-COMP instance list (rows: onnx, vnnlib, "
+        "timeout) and print a summary; compares with expected.csv next to the list.",
+    )
+    bench.add_argument("instances", metavar="INSTANCES.csv", help="the instance list")
+    bench.add_argument(
+        "--root", metavar="DIR", help="folder the list's paths are relative to (default: its own)"
+    )
+    bench.add_argument(
+        "--timeout-scale",
+        type=_positive_float,
+        default=1.0,
+        metavar="F",
+        help="multiply every instance's time limit by F (default: 1)",
+    )
+    bench.add_argument(
+        "--limit", type=_count(0), metavar="N", help="answer only the first N instances"
+    )
+    bench.add_argument(
+        "--out", metavar="FILE", help="append onnx,vnnlib,result,seconds rows to this CSV"
+    )
+    _common(bench)
+    bench.set_defaults(handler=_cmd_bench)
     return parser
 
 
+# ------------------------------------------------------------------ helpers
+@contextlib.contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """Send everything written to stdout (Python and C level) to stderr for a while.
+
+    Native libraries write to file descriptor 1 whatever ``sys.stdout`` is, so
+    descriptor 1 itself is pointed at descriptor 2 (and ``sys.stdout`` at
+    ``sys.stderr``) until the block ends.
+    """
+    sys.stdout.flush()
+    _flush_c_stdio()
+    try:
+        saved: int | None = os.dup(1)
+        os.dup2(2, 1)
+    except OSError:  # no descriptor 1 or 2 (a detached process): nothing native to guard
+        saved = None
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stderr.flush()
+        _flush_c_stdio()  # native output buffered by the C library goes out redirected
+        if saved is not None:
+            os.dup2(saved, 1)
+            os.close(saved)
+
+
+def _flush_c_stdio() -> None:
+    """``fflush(NULL)``: flush every C-level stdio buffer of this process (best effort)."""
+    with contextlib.suppress(OSError, AttributeError, TypeError):
+        ctypes.CDLL(None).fflush(None)
+
+
+@contextlib.contextmanager
+def _logging_to_stderr(quiet: bool, verbose: bool) -> Iterator[None]:
+    """Route the library's log records to stderr for one command, then restore the logger.
+
+    ``quiet`` keeps errors only and silences Python warnings.
+    """
+    level = logging.ERROR if quiet else logging.INFO if verbose else logging.WARNING
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("verifinn: %(levelname)s: %(message)s"))
+    package = logging.getLogger("verifiNN")
+    saved = (package.handlers[:], package.level, package.propagate)
+    package.handlers[:] = [handler]
+    package.setLevel(level)
+    package.propagate = False
+    try:
+        with warnings.catch_warnings():
+            if quiet:
+                warnings.simplefilter("ignore")
+            yield
+    finally:
+        package.handlers[:], package.level, package.propagate = saved
+
+
+def _check_writable(path: str) -> None:
+    """Fail early, before any work, when the result file cannot be created."""
+    directory = os.path.dirname(os.path.abspath(path)) or "."
+    if os.path.isdir(path):
+        raise ResultFileError(f"cannot write result file {path}: it is a directory")
+    if not os.path.isdir(directory):
+        raise ResultFileError(f"cannot write result file {path}: no directory {directory}")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise ResultFileError(f"cannot write result file {path}: {directory} is not writable")
+
+
+def _set_threads(threads: int | None) -> None:
+    if threads is not None:
+        torch.set_num_threads(threads)
+
+
+# ------------------------------------------------------------------ commands
+def _cmd_verify(args: argparse.Namespace) -> int:
+    budget = Budget.start(args.timeout)
+    if args.out is not None:
+        _check_writable(args.out)
+    _set_threads(args.threads)
+    with _stdout_to_stderr():
+        network = load_onnx(args.model)
+        spec = load_vnnlib(args.spec, network)
+        result = verify(
+            network,
+            spec,
+            method=args.method,
+            timeout=budget.timeout(),
+            device=args.device,
+            seed=args.seed,
+        )
+        if args.out is not None:
+            sat = result.verdict is Verdict.SAT
+            write_result(args.out, result.verdict, result.counterexample if sat else None)
+    print(vnncomp_word(result.verdict), flush=True)
+    if not args.quiet:
+        phases = ", ".join(f"{k} {v:.2f} s" for k, v in result.statistics["phases"].items())
+        print(
+            f"{vnncomp_word(result.verdict)} by {result.method} in {budget.elapsed():.2f} s"
+            + (f" ({phases})" if phases else ""),
+            file=sys.stderr,
+        )
+    return EXIT_OK
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    _set_threads(args.threads)
+    with _stdout_to_stderr():
+        summary = run_benchmark(
+            args.instances,
+            root=args.root,
+            timeout_scale=args.timeout_scale,
+            limit=args.limit,
+            out=args.out,
+            method=args.method,
+            progress=not args.quiet,
+            device=args.device,
+        )
+    print(summary.format(), flush=True)
+    if summary.internal_errors:
+        print(
+            f"verifinn: {len(summary.internal_errors)} instance(s) failed by an internal error "
+            "(tracebacks above)",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------ entry
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the process exit code."""
+    """Entry point of ``verifinn``; returns the process exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help(sys.stderr)
-        return 2
-    return 0
+        return EXIT_USAGE
+    try:
+        with _logging_to_stderr(args.quiet, args.verbose):
+            return args.handler(args)
+    except (VerifiNNError, OSError) as exc:
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"verifinn: error: {message}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("verifinn: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        traceback.print_exc(file=sys.stderr)
+        print(f"verifinn: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,437 @@
+"""Run a VNN-COMP instance list in one process and summarise the answers.
+
+An instance list is the competition's CSV: one row ``onnx,vnnlib,timeout`` per
+instance, paths relative to a root folder (by default the CSV's own folder);
+the property may be gzip-compressed (``.vnnlib.gz``). :func:`run_benchmark`
+loads every model once (networks and properties are cached by path), answers
+each instance with :func:`verifiNN.portfolio.verify` within its (scaled) time
+limit, appends one row ``onnx,vnnlib,result,seconds`` per instance to the
+output CSV as soon as it is known (flushed, so a killed run loses nothing),
+and returns a :class:`BenchSummary`. Seconds include loading the model and the
+property.
+
+When an ``expected.csv`` (columns ``onnx,vnnlib,...,expected``) sits next to
+the instance list, each answer is compared with it: ``sat`` where ``unsat`` is
+expected, or the reverse, counts as *wrong* (a soundness bug).
+
+A file a user got wrong (missing model, corrupt ONNX, malformed property) makes
+that instance's result ``error`` and the run goes on. An internal failure is
+recorded the same way but logged with its traceback and flagged
+(:attr:`BenchSummary.internal_errors`), so it is never silent.
+
+:class:`InstanceRunner` answers one instance at a time with its own caches;
+:func:`run_benchmark` is a sequential loop over it, and a distributed executor
+can run one runner per worker.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from verifiNN.budget import Budget
+from verifiNN.errors import InvalidInputError, ResultFileError, VerifiNNError
+from verifiNN.io import load_onnx, load_vnnlib, vnncomp_word
+from verifiNN.models.network import Network
+from verifiNN.portfolio import METHODS, check_device, verify
+from verifiNN.results import Verdict
+from verifiNN.specs import Specification
+
+__all__ = [
+    "OUTPUT_COLUMNS",
+    "BenchSummary",
+    "Instance",
+    "InstanceResult",
+    "InstanceRunner",
+    "read_expected",
+    "read_instances",
+    "run_benchmark",
+]
+
+logger = logging.getLogger(__name__)
+
+OUTPUT_COLUMNS = ("onnx", "vnnlib", "result", "seconds")
+"""Header of the per-instance output CSV."""
+
+EXPECTED_FILE = "expected.csv"
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One row of an instance list (paths as written, relative to the root)."""
+
+    onnx: str
+    vnnlib: str
+    timeout: float
+
+
+@dataclass(frozen=True)
+class InstanceResult:
+    """The answer to one instance.
+
+    Attributes:
+        onnx: the model path as written in the instance list.
+        vnnlib: the property path as written.
+        result: the competition word (``sat``, ``unsat``, ``unknown``,
+            ``timeout``, ``error``).
+        seconds: wall time, loading included.
+        expected: the expected answer from ``expected.csv``, if any.
+        message: why the instance failed, for ``error``.
+        internal: whether the failure was an internal error (a bug) rather
+            than a bad input file.
+    """
+
+    onnx: str
+    vnnlib: str
+    result: str
+    seconds: float
+    expected: str | None = None
+    message: str | None = None
+    internal: bool = False
+
+    @property
+    def wrong(self) -> bool:
+        """``sat`` where ``unsat`` is expected, or the reverse."""
+        return {self.result, self.expected} == {"sat", "unsat"}
+
+
+@dataclass
+class BenchSummary:
+    """All answers of a run, with the counts a summary reports."""
+
+    results: list[InstanceResult] = field(default_factory=list)
+    has_expected: bool = False
+
+    def count(self, word: str) -> int:
+        """Number of instances answered ``word``."""
+        return sum(r.result == word for r in self.results)
+
+    @property
+    def sat(self) -> int:
+        return self.count("sat")
+
+    @property
+    def unsat(self) -> int:
+        return self.count("unsat")
+
+    @property
+    def unknown(self) -> int:
+        return self.count("unknown")
+
+    @property
+    def timeouts(self) -> int:
+        return self.count("timeout")
+
+    @property
+    def errors(self) -> int:
+        return self.count("error")
+
+    @property
+    def solved(self) -> int:
+        """Instances answered ``sat`` or ``unsat``."""
+        return self.sat + self.unsat
+
+    @property
+    def unsolved(self) -> int:
+        """Instances answered anything but ``sat`` or ``unsat``."""
+        return len(self.results) - self.solved
+
+    @property
+    def wrong(self) -> list[InstanceResult]:
+        """Answers that contradict ``expected.csv``."""
+        return [r for r in self.results if r.wrong]
+
+    @property
+    def internal_errors(self) -> list[InstanceResult]:
+        """Instances that failed by an internal error (a bug, logged with its traceback)."""
+        return [r for r in self.results if r.internal]
+
+    @property
+    def total_seconds(self) -> float:
+        return float(sum(r.seconds for r in self.results))
+
+    @property
+    def median_seconds(self) -> float:
+        return float(statistics.median(r.seconds for r in self.results)) if self.results else 0.0
+
+    def format(self) -> str:
+        """A short human-readable summary (several lines)."""
+        wrong = str(len(self.wrong)) if self.has_expected else "n/a (no expected.csv)"
+        lines = [
+            f"instances: {len(self.results)}",
+            f"solved: {self.solved} (sat {self.sat}, unsat {self.unsat})",
+            f"unknown: {self.unknown}",
+            f"timeouts: {self.timeouts}",
+            f"errors: {self.errors}",
+            f"wrong: {wrong}",
+            f"total seconds: {self.total_seconds:.2f}",
+            f"median seconds: {self.median_seconds:.3f}",
+        ]
+        for r in self.wrong:
+            lines.append(f"WRONG: {r.onnx} {r.vnnlib}: answered {r.result}, expected {r.expected}")
+        return "\n".join(lines)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def read_instances(csv_path: str | os.PathLike) -> list[Instance]:
+    """Read a VNN-COMP instance list (``onnx,vnnlib,timeout`` rows, optional header).
+
+    Raises:
+        InvalidInputError: the file cannot be read or a row is malformed
+            (names the file and line).
+    """
+    path = os.fspath(csv_path)
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            rows = list(csv.reader(handle))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInputError(f"cannot read instance list {path}: {exc}") from exc
+    instances = []
+    for line, row in enumerate(rows, start=1):
+        row = [cell.strip() for cell in row]
+        if not any(row) or row[0].startswith("#"):
+            continue
+        if line == 1 and len(row) >= 3 and not _is_number(row[2]):
+            continue  # a header
+        if len(row) < 3 or not row[0] or not row[1] or not _is_number(row[2]):
+            raise InvalidInputError(f"{path}:{line}: expected 'onnx,vnnlib,timeout', got {row}")
+        timeout = float(row[2])
+        if not timeout > 0:
+            raise InvalidInputError(f"{path}:{line}: the timeout must be positive, got {row[2]}")
+        instances.append(Instance(row[0], row[1], timeout))
+    return instances
+
+
+def read_expected(path: str | os.PathLike) -> dict[tuple[str, str], str]:
+    """Read ``expected.csv``: ``(onnx, vnnlib) -> expected word`` (paths normalised).
+
+    Raises:
+        InvalidInputError: unreadable, or without ``onnx``, ``vnnlib`` and ``expected`` columns.
+    """
+    path = os.fspath(path)
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            if not {"onnx", "vnnlib", "expected"} <= set(reader.fieldnames or ()):
+                raise InvalidInputError(f"{path}: needs the columns onnx, vnnlib and expected")
+            return {
+                _key(row["onnx"], row["vnnlib"]): row["expected"].strip().lower() for row in reader
+            }
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInputError(f"cannot read {path}: {exc}") from exc
+
+
+def _key(onnx: str, vnnlib: str) -> tuple[str, str]:
+    return os.path.normpath(onnx.strip()), os.path.normpath(vnnlib.strip())
+
+
+class InstanceRunner:
+    """Answers instances one at a time, caching networks and properties by path.
+
+    One runner per process (or per worker of a distributed executor): call it
+    on each :class:`Instance`. It never raises for a bad instance; the result
+    says ``error`` instead.
+
+    Args:
+        root: folder the instance paths are relative to.
+        timeout_scale: multiplies every instance's time limit.
+        method: the :func:`~verifiNN.portfolio.verify` method.
+        device: ``'cpu'`` or ``'cuda'``.
+        expected: ``(onnx, vnnlib) -> expected word`` (see :func:`read_expected`).
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        timeout_scale: float = 1.0,
+        method: str = "auto",
+        device: str = "cpu",
+        expected: Mapping[tuple[str, str], str] | None = None,
+    ) -> None:
+        self.root = Path(root)
+        self.timeout_scale = float(timeout_scale)
+        self.method = method
+        self.device = device
+        self.expected = dict(expected or {})
+        self._networks: dict[str, Network] = {}
+        self._specs: dict[str, Specification] = {}
+
+    def __call__(self, instance: Instance) -> InstanceResult:
+        """Answer ``instance``; its seconds include loading its files."""
+        start = time.perf_counter()
+        word, message, internal = self._answer(instance)
+        seconds = time.perf_counter() - start
+        expected = self.expected.get(_key(instance.onnx, instance.vnnlib))
+        return InstanceResult(
+            instance.onnx, instance.vnnlib, word, seconds, expected, message, internal
+        )
+
+    def _answer(self, instance: Instance) -> tuple[str, str | None, bool]:
+        """``(word, error message, internal)`` for one instance."""
+        budget = Budget.start(instance.timeout * self.timeout_scale)
+        try:
+            network = self._network(self.root / instance.onnx)
+            spec = self._spec(self.root / instance.vnnlib, network)
+            result = verify(
+                network, spec, method=self.method, timeout=budget.remaining(), device=self.device
+            )
+            return vnncomp_word(result.verdict), None, False
+        except (VerifiNNError, OSError) as exc:
+            logger.warning("%s %s: %s", instance.onnx, instance.vnnlib, exc)
+            return vnncomp_word(Verdict.ERROR), str(exc), False
+        except Exception as exc:  # a bug: logged with its traceback, flagged, the run goes on
+            logger.exception("internal error on %s %s", instance.onnx, instance.vnnlib)
+            return vnncomp_word(Verdict.ERROR), f"internal error: {exc!r}", True
+
+    def _network(self, path: Path) -> Network:
+        key = str(path.resolve())
+        if key not in self._networks:
+            self._networks[key] = load_onnx(path)
+        return self._networks[key]
+
+    def _spec(self, path: Path, network: Network) -> Specification:
+        key = str(path.resolve())
+        if key not in self._specs:
+            self._specs[key] = load_vnnlib(path)
+        spec = self._specs[key]
+        spec.validate_for(network)
+        return spec
+
+
+class _Output:
+    """The per-instance CSV, opened for appending; every row is flushed at once.
+
+    A new (or empty) file gets the header; a file whose last line was cut off
+    (a run killed mid-write) gets a line break first, so rows never merge.
+    """
+
+    def __init__(self, path: str | os.PathLike | None) -> None:
+        self.handle = None
+        if path is None:
+            return
+        path = os.fspath(path)
+        try:
+            cut_off = _ends_mid_line(path)
+            self.handle = open(path, "a", newline="", encoding="utf-8")  # noqa: SIM115
+        except OSError as exc:
+            raise ResultFileError(f"cannot write {path}: {exc.strerror or exc}") from exc
+        self.writer = csv.writer(self.handle, lineterminator="\n")
+        if cut_off:
+            self.handle.write("\n")
+        if self.handle.tell() == 0:
+            self.write(OUTPUT_COLUMNS)
+
+    def write(self, row: tuple) -> None:
+        if self.handle is not None:
+            self.writer.writerow(row)
+            self.handle.flush()
+
+    def close(self) -> None:
+        if self.handle is not None:
+            self.handle.close()
+
+
+def _ends_mid_line(path: str) -> bool:
+    """Whether ``path`` exists, is not empty and does not end with a line break."""
+    try:
+        with open(path, "rb") as handle:
+            if handle.seek(0, os.SEEK_END) == 0:
+                return False
+            handle.seek(-1, os.SEEK_END)
+            return handle.read(1) != b"\n"
+    except FileNotFoundError:
+        return False
+
+
+def run_benchmark(
+    csv_path: str | os.PathLike,
+    root: str | os.PathLike | None = None,
+    timeout_scale: float = 1.0,
+    limit: int | None = None,
+    out: str | os.PathLike | None = None,
+    method: str = "auto",
+    progress: bool = True,
+    device: str = "cpu",
+    on_result: Callable[[InstanceResult], None] | None = None,
+) -> BenchSummary:
+    """Answer every instance of a VNN-COMP instance list, one after the other.
+
+    Args:
+        csv_path: the instance list.
+        root: folder the list's paths are relative to (default: the list's folder).
+        timeout_scale: multiplies every instance's time limit.
+        limit: answer only the first ``limit`` instances.
+        out: CSV to append ``onnx,vnnlib,result,seconds`` rows to (header when new).
+        method: the :func:`~verifiNN.portfolio.verify` method.
+        progress: show a progress bar on stderr (only when stderr is a terminal).
+        device: ``'cpu'`` or ``'cuda'``.
+        on_result: called with each instance's result as soon as it is known.
+
+    Returns:
+        The :class:`BenchSummary`.
+
+    Raises:
+        InvalidInputError: an unreadable or malformed instance list or
+            ``expected.csv``, a bad ``timeout_scale``, ``limit``, ``method`` or
+            ``device``.
+        ResultFileError: ``out`` cannot be opened for appending.
+    """
+    if not timeout_scale > 0:
+        raise InvalidInputError(f"timeout_scale must be positive, got {timeout_scale}")
+    if limit is not None and limit < 0:
+        raise InvalidInputError(f"limit must be >= 0, got {limit}")
+    if method not in METHODS:
+        raise InvalidInputError(f"unknown method {method!r}: expected one of {', '.join(METHODS)}")
+    check_device(device)
+    csv_path = Path(csv_path)
+    instances = read_instances(csv_path)[:limit]
+    root_dir = Path(root) if root is not None else csv_path.parent
+    expected_path = csv_path.parent / EXPECTED_FILE
+    expected = read_expected(expected_path) if expected_path.is_file() else {}
+    summary = BenchSummary(has_expected=bool(expected))
+    runner = InstanceRunner(root_dir, timeout_scale, method, device, expected)
+    output = _Output(out)
+    bar = tqdm(
+        total=len(instances),
+        unit="inst",
+        file=sys.stderr,
+        disable=not progress or not sys.stderr.isatty(),
+        dynamic_ncols=True,
+    )
+    try:
+        for instance in instances:
+            result = runner(instance)
+            summary.results.append(result)
+            output.write((result.onnx, result.vnnlib, result.result, f"{result.seconds:.3f}"))
+            if result.wrong:
+                logger.error(
+                    "WRONG answer %s (expected %s) on %s %s",
+                    result.result,
+                    result.expected,
+                    result.onnx,
+                    result.vnnlib,
+                )
+            if on_result is not None:
+                on_result(result)
+            bar.set_postfix(sat=summary.sat, unsat=summary.unsat, other=summary.unsolved)
+            bar.update()
+    finally:
+        bar.close()
+        output.close()
+    return summary

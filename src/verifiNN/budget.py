@@ -1,0 +1,111 @@
+"""Time budgets: a deadline on the monotonic clock and the arithmetic around it.
+
+A :class:`Budget` is created once per query from the user's time limit and
+handed down: each phase takes a sub-budget (:meth:`Budget.sub`) that never
+outlives its parent, and engines receive :meth:`Budget.timeout` seconds as
+their ``timeout`` argument. Without a limit every method answers "unlimited"
+(``remaining() == inf``, ``timeout() is None``).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+
+from verifiNN.errors import InvalidInputError
+
+__all__ = ["Budget"]
+
+
+class Budget:
+    """A deadline on a monotonic clock.
+
+    Args:
+        deadline: the clock reading at which the budget runs out; ``None`` for
+            no limit.
+        clock: the clock (seconds, monotonic); :func:`time.monotonic` by default.
+    """
+
+    __slots__ = ("_clock", "deadline", "started")
+
+    def __init__(
+        self, deadline: float | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        if deadline is not None and math.isnan(deadline):
+            raise InvalidInputError("a deadline cannot be NaN")
+        self._clock = clock
+        self.deadline = None if deadline is None or math.isinf(deadline) else float(deadline)
+        self.started = clock()
+
+    @classmethod
+    def start(cls, timeout: float | None, clock: Callable[[], float] = time.monotonic) -> Budget:
+        """Return a budget of ``timeout`` seconds from now (``None``: unlimited).
+
+        Raises:
+            InvalidInputError: a negative or NaN timeout.
+        """
+        if timeout is None:
+            return cls(None, clock)
+        try:
+            seconds = float(timeout)
+        except (TypeError, ValueError) as exc:
+            raise InvalidInputError(
+                f"timeout must be a number of seconds, got {timeout!r}"
+            ) from exc
+        if math.isnan(seconds) or seconds < 0:
+            raise InvalidInputError(f"timeout must be >= 0 seconds, got {timeout!r}")
+        return cls(clock() + seconds, clock)
+
+    @property
+    def limited(self) -> bool:
+        """Whether there is a deadline at all."""
+        return self.deadline is not None
+
+    def elapsed(self) -> float:
+        """Seconds since this budget was created."""
+        return self._clock() - self.started
+
+    def remaining(self) -> float:
+        """Seconds left (never negative; ``math.inf`` without a deadline)."""
+        if self.deadline is None:
+            return math.inf
+        return max(0.0, self.deadline - self._clock())
+
+    def expired(self) -> bool:
+        """Whether the deadline has passed."""
+        return self.deadline is not None and self._clock() >= self.deadline
+
+    def timeout(self) -> float | None:
+        """The remaining seconds as an engine's ``timeout`` argument (``None``: no limit)."""
+        return None if self.deadline is None else self.remaining()
+
+    def sub(self, max_seconds: float | None) -> Budget:
+        """A child budget: at most ``max_seconds`` from now, never past this deadline.
+
+        Args:
+            max_seconds: the child's own cap; ``None`` keeps the parent's deadline.
+
+        Returns:
+            The new budget.
+        """
+        deadline = self.deadline
+        if max_seconds is not None:
+            own = self._clock() + max(0.0, float(max_seconds))
+            deadline = own if deadline is None else min(deadline, own)
+        return Budget(deadline, self._clock)
+
+    def reserve(self, seconds: float) -> Budget:
+        """A child budget that ends ``seconds`` before this one (never before now).
+
+        For engines that may overshoot their deadline by a little: the
+        reserve absorbs the overshoot. An unlimited budget stays unlimited.
+        """
+        if self.deadline is None:
+            return Budget(None, self._clock)
+        return Budget(max(self._clock(), self.deadline - max(0.0, float(seconds))), self._clock)
+
+    def __repr__(self) -> str:
+        if self.deadline is None:
+            return "Budget(unlimited)"
+        return f"Budget(remaining={self.remaining():.3f}s)"

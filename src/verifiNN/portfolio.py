@@ -1,0 +1,394 @@
+"""Complete verification: one entry point over every engine, within a time limit.
+
+:func:`verify` answers a :class:`~verifiNN.specs.Specification` on a network
+with a :class:`~verifiNN.results.Verdict`. With ``method='auto'`` it runs a
+portfolio, cheapest first, each phase on what is left of one
+:class:`~verifiNN.budget.Budget`:
+
+1. a quick falsifying attack (``sat`` if it finds a counterexample);
+2. CROWN, then alpha-CROWN bounds (``unsat`` if they prove the property;
+   alpha-CROWN only when its estimated cost fits the budget);
+3. complete engines on the remaining budget, in turn until one decides:
+   input-splitting branch and bound for box regions of few inputs, the MILP
+   for fully connected ReLU networks;
+4. when nothing decided (no complete engine applies, or it gave up), the
+   attack again with fresh seeds: until the limit when there is one, else once.
+
+Soundness rules: every ``sat`` is re-checked here by a plain forward pass
+(``spec.is_violated_by(x, network.get_output(x))``) before it is returned; a
+counterexample that fails the check is logged and ignored, never reported.
+``unsat`` comes only from an engine's sound proof. When the limit runs out
+first the verdict is ``timeout``; when every engine gave up with time left
+it is ``unknown``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from verifiNN.bounds import AlphaOptions
+from verifiNN.bounds import verify as bounds_verify
+from verifiNN.budget import Budget
+from verifiNN.errors import InvalidInputError, SpecError, UnsupportedModelError
+from verifiNN.models.network import Network
+from verifiNN.results import Verdict, VerificationResult
+from verifiNN.search.attack import attack
+from verifiNN.search.bab import input_split_bab
+from verifiNN.solvers.milp import milp_verify
+from verifiNN.specs import Box, Specification
+
+__all__ = [
+    "BOUND_METHODS",
+    "COMPLETE_ENGINES",
+    "METHODS",
+    "bab_verify",
+    "check_device",
+    "complete_methods",
+    "verify",
+]
+
+logger = logging.getLogger(__name__)
+
+BOUND_METHODS = ("ibp", "crown", "alpha-crown", "lp")
+"""Incomplete methods: they prove (``unsat``) or answer ``unknown``."""
+
+#: Input splitting is exponential in the input dimension: ``'auto'`` uses it up to this many inputs.
+INPUT_SPLIT_MAX_INPUTS = 12
+
+
+def bab_verify(
+    network: Network, spec: Specification, *, timeout: float | None = None
+) -> VerificationResult:
+    """Input-splitting branch and bound (:func:`~verifiNN.search.bab.input_split_bab`).
+
+    The complete-engine signature of :data:`COMPLETE_ENGINES` around it.
+
+    Raises:
+        SpecError: a case whose input region is not a box.
+    """
+    if not all(isinstance(case.input_region, Box) for case in spec.cases):
+        raise SpecError("method 'bab' (input splitting) needs box input regions", path=spec.path)
+    found = input_split_bab(network, spec, budget=Budget.start(timeout))
+    return VerificationResult.make(
+        found.verdict,
+        method="bab",
+        adversarial_example=None if found.counterexample is None else found.counterexample[0],
+        statistics=dict(found.statistics),
+    )
+
+
+COMPLETE_ENGINES: dict[str, Callable[..., VerificationResult]] = {
+    "bab": bab_verify,
+    "milp": milp_verify,
+}
+"""Complete engines by method name, in the order ``'auto'`` tries them.
+
+Each is called as ``engine(network, spec, timeout=seconds)``, plus ``device=``
+and ``seed=`` when its signature takes them, and returns a
+:class:`~verifiNN.results.VerificationResult`.
+"""
+
+METHODS = ("auto", "attack", *BOUND_METHODS, *COMPLETE_ENGINES)
+"""Every value of ``verify(method=...)``."""
+
+#: Share of the time limit the first, quick attack may use, and its cap in seconds.
+QUICK_ATTACK_SHARE = 0.02
+QUICK_ATTACK_CAP = 1.5
+#: alpha-CROWN runs when its estimated cost fits in half the budget: 20 iterations cost
+#: 30-60 CROWN passes (measured on ACAS Xu and MNIST MLPs).
+ALPHA_COST_IN_CROWN_PASSES = 60.0
+#: Complete engines stop this share of the remaining time (at most RESERVE_CAP seconds)
+#: before the deadline, which absorbs their overshoot (one batch, one solver phase).
+RESERVE_SHARE = 0.1
+RESERVE_CAP = 1.0
+#: Restarts (fresh seeds) of the last-resort attack while time is left and nothing decided.
+MAX_FINAL_ATTACKS = 1000
+
+
+@dataclass
+class _Outcome:
+    """What one engine concluded."""
+
+    verdict: Verdict
+    method: str
+    counterexample: tuple[np.ndarray, np.ndarray] | None = None
+    statistics: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _Query:
+    """Per-call state: the problem, the budget and the bookkeeping."""
+
+    network: Network
+    spec: Specification
+    budget: Budget
+    device: str
+    seed: int
+    phases: dict[str, float] = field(default_factory=dict)
+    rejected: int = 0
+    timed_out: bool = False
+
+    def timed(self, phase: str, run: Callable[[], _Outcome | None]) -> _Outcome | None:
+        """Run one phase, add its wall time to ``phases`` and log its outcome."""
+        start = time.perf_counter()
+        try:
+            outcome = run()
+        finally:
+            seconds = time.perf_counter() - start
+            self.phases[phase] = self.phases.get(phase, 0.0) + seconds
+        if outcome is not None:
+            if outcome.verdict is Verdict.TIMEOUT:
+                self.timed_out = True
+            logger.info("%s: %s in %.3f s", phase, outcome.verdict.value, seconds)
+        return outcome
+
+
+# ---------------------------------------------------------------- engines
+def _confirm(query: _Query, x: Any, engine: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """Return ``(x, y)`` when a forward pass confirms ``x`` violates the spec, else ``None``."""
+    if x is None:
+        return None
+    x = np.asarray(x, dtype=np.float64).ravel()
+    if x.size == query.spec.num_inputs and np.all(np.isfinite(x)):
+        y = np.asarray(query.network.get_output(x), dtype=np.float64).ravel()
+        if np.all(np.isfinite(y)) and query.spec.is_violated_by(x, y):
+            return x.copy(), y
+    query.rejected += 1
+    logger.warning("%s reported a counterexample that a forward pass rejects; ignored", engine)
+    return None
+
+
+# ---------------------------------------------------------------- phases
+def _run_attack(query: _Query, budget: Budget, seed: int) -> _Outcome:
+    found = attack(
+        query.network, query.spec, timeout=budget.timeout(), seed=seed, device=query.device
+    )
+    stats = {"evaluations": found.evaluations, "margin": found.margin}
+    pair = _confirm(query, found.counterexample, "attack")
+    if pair is not None:
+        return _Outcome(Verdict.SAT, "attack", pair, stats)
+    return _Outcome(Verdict.UNKNOWN, "attack", statistics=stats)
+
+
+def _run_bounds(query: _Query, method: str, options: Any = None) -> _Outcome:
+    result = bounds_verify(query.network, query.spec, method, options=options, device=query.device)
+    return _Outcome(Verdict(result.verdict), method, statistics=dict(result.statistics))
+
+
+def _run_complete(query: _Query, method: str, budget: Budget) -> _Outcome:
+    engine = COMPLETE_ENGINES[method]
+    reserve = min(RESERVE_CAP, RESERVE_SHARE * budget.remaining())
+    kwargs: dict[str, Any] = {"timeout": budget.reserve(reserve).timeout()}
+    kwargs.update(
+        (name, value)
+        for name, value in (("device", query.device), ("seed", query.seed))
+        if _accepts(engine, name)
+    )
+    result = engine(query.network, query.spec, **kwargs)
+    stats = dict(result.get("statistics") or {})
+    if result.verdict is Verdict.SAT:
+        pair = _confirm(query, result.get("adversarial_example"), method)
+        if pair is None:
+            return _Outcome(Verdict.UNKNOWN, method, statistics=stats)
+        return _Outcome(Verdict.SAT, method, pair, stats)
+    return _Outcome(Verdict(result.verdict), method, statistics=stats)
+
+
+def _accepts(fn: Callable[..., Any], name: str) -> bool:
+    """Whether ``fn`` takes the keyword argument ``name``."""
+    parameters = inspect.signature(fn).parameters
+    return name in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+
+
+def complete_methods(network: Network, spec: Specification) -> list[str]:
+    """The complete engines ``'auto'`` tries on this problem, in order.
+
+    Input splitting (``'bab'``) when every input region is a box of at most
+    :data:`INPUT_SPLIT_MAX_INPUTS` coordinates; the MILP for fully connected
+    ReLU networks.
+    """
+    methods = []
+    for method in COMPLETE_ENGINES:
+        if method == "bab" and (
+            spec.num_inputs > INPUT_SPLIT_MAX_INPUTS
+            or not all(isinstance(case.input_region, Box) for case in spec.cases)
+        ):
+            continue
+        if method == "milp":
+            try:
+                network.as_mlp()
+            except UnsupportedModelError:
+                continue
+        methods.append(method)
+    return methods
+
+
+def _alpha_options(query: _Query, crown_seconds: float) -> AlphaOptions | None:
+    """alpha-CROWN options that fit half the remaining budget, or ``None`` to skip it."""
+    defaults = AlphaOptions()
+    if not query.budget.limited:
+        return defaults
+    per_iteration = ALPHA_COST_IN_CROWN_PASSES * max(crown_seconds, 1e-3) / defaults.iterations
+    available = 0.5 * query.budget.remaining()
+    iterations = min(defaults.iterations, int(available / per_iteration))
+    if iterations < 3:
+        logger.info("alpha-CROWN skipped: it does not fit the remaining budget")
+        return None
+    return AlphaOptions(iterations=iterations)
+
+
+def _decided(outcome: _Outcome | None) -> bool:
+    return outcome is not None and outcome.verdict in (Verdict.SAT, Verdict.UNSAT)
+
+
+def _portfolio(query: _Query) -> _Outcome | None:
+    """The ``'auto'`` strategy (see the module docstring); ``None`` when nothing decided."""
+    budget = query.budget
+    cap = QUICK_ATTACK_CAP
+    if budget.limited:
+        cap = min(cap, max(0.2, QUICK_ATTACK_SHARE * budget.remaining()))
+    outcome = query.timed("attack", lambda: _run_attack(query, budget.sub(cap), query.seed))
+    if _decided(outcome) or budget.expired():
+        return outcome
+    outcome = query.timed("crown", lambda: _run_bounds(query, "crown"))
+    if _decided(outcome) or budget.expired():
+        return outcome
+    options = _alpha_options(query, query.phases["crown"])
+    if options is not None:
+        outcome = query.timed("alpha-crown", lambda: _run_bounds(query, "alpha-crown", options))
+        if _decided(outcome) or budget.expired():
+            return outcome
+    for method in complete_methods(query.network, query.spec):
+        outcome = query.timed(method, lambda method=method: _run_complete(query, method, budget))
+        if _decided(outcome) or outcome.verdict is Verdict.TIMEOUT or budget.expired():
+            return outcome
+    rounds, max_rounds = 0, MAX_FINAL_ATTACKS if budget.limited else 1
+    while rounds < max_rounds and not budget.expired():
+        rounds += 1
+        outcome = query.timed(
+            "attack-final",
+            lambda seed=query.seed + rounds: _run_attack(query, budget.sub(None), seed),
+        )
+        if _decided(outcome):
+            return outcome
+    return None
+
+
+def _single(query: _Query, method: str) -> _Outcome | None:
+    """One engine alone, on the whole budget."""
+    if method == "attack":
+        return query.timed("attack", lambda: _run_attack(query, query.budget, query.seed))
+    if method in BOUND_METHODS:
+        return query.timed(method, lambda: _run_bounds(query, method))
+    return query.timed(method, lambda: _run_complete(query, method, query.budget))
+
+
+# ---------------------------------------------------------------- entry
+def check_device(device: str) -> str:
+    """Return ``device`` after checking it names a usable ``'cpu'`` or ``'cuda'`` device.
+
+    Raises:
+        InvalidInputError: an unknown device, or CUDA without a GPU.
+    """
+    name = str(device)
+    try:
+        parsed = torch.device(name)
+    except (RuntimeError, TypeError) as exc:
+        raise InvalidInputError(f"unknown device {device!r}: expected 'cpu' or 'cuda'") from exc
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise InvalidInputError("device 'cuda' was requested but no CUDA GPU is available")
+    if parsed.type not in ("cpu", "cuda"):
+        raise InvalidInputError(f"unsupported device {device!r}: expected 'cpu' or 'cuda'")
+    return name
+
+
+def verify(
+    network: Network,
+    spec: Specification,
+    *,
+    method: str = "auto",
+    timeout: float | None = None,
+    device: str = "cpu",
+    seed: int = 0,
+) -> VerificationResult:
+    """Decide a property: find a confirmed counterexample or prove there is none.
+
+    Args:
+        network: the network.
+        spec: the property; its constraints describe the *unsafe* outputs
+            (VNN-COMP convention), so ``sat`` means a counterexample exists.
+        method: ``'auto'`` (the portfolio of the module docstring), or one
+            engine alone: ``'attack'``, a bound method (``'ibp'``,
+            ``'crown'``, ``'alpha-crown'``, ``'lp'``: ``unsat`` or
+            ``unknown``) or a complete engine of :data:`COMPLETE_ENGINES`
+            (``'bab'``: box input regions; ``'milp'``: fully connected ReLU
+            networks).
+        timeout: seconds for the whole call (``None``: no limit). Engines get
+            what is left as their own limit; the answer is ``timeout`` when it
+            runs out before a decision.
+        device: ``'cpu'`` or ``'cuda'`` for the tensor engines.
+        seed: seed of the randomised engines (attacks, branching ties).
+
+    Returns:
+        A :class:`~verifiNN.results.VerificationResult` with ``verdict``,
+        ``counterexample`` (``(x, y)`` flat float64 arrays for ``sat``, else
+        ``None``), ``method`` (the engine that decided, or ``'auto'``),
+        ``statistics`` (``seconds``, ``phases``: seconds per phase,
+        ``rejected_counterexamples``, ``domains`` when the deciding engine
+        reports it, ``engine``: its own statistics) and the seed's keys.
+
+    Raises:
+        InvalidInputError: an unknown method or device, a bad timeout.
+        SpecError: the property does not fit the network's sizes.
+        UnsupportedModelError: ``method='milp'`` on a network that is not a
+            fully connected ReLU network.
+        SpecError: ``method='bab'`` on a property with a non-box input region.
+    """
+    if method not in METHODS:
+        raise InvalidInputError(f"unknown method {method!r}: expected one of {', '.join(METHODS)}")
+    if not isinstance(network, Network):
+        raise InvalidInputError(f"expected a verifiNN Network, got {type(network).__name__}")
+    if not isinstance(spec, Specification):
+        raise SpecError(f"expected a Specification, got {type(spec).__name__}")
+    spec.validate_for(network)
+    query = _Query(network, spec, Budget.start(timeout), check_device(device), int(seed))
+    start = time.perf_counter()
+    outcome = _portfolio(query) if method == "auto" else _single(query, method)
+    if outcome is None or outcome.verdict not in (Verdict.SAT, Verdict.UNSAT):
+        ran_out = query.budget.expired() or query.timed_out
+        verdict = Verdict.TIMEOUT if ran_out else Verdict.UNKNOWN
+        last = outcome or _Outcome(verdict, method)
+        outcome = _Outcome(
+            verdict, "auto" if method == "auto" else last.method, None, last.statistics
+        )
+    return _result(query, outcome, time.perf_counter() - start)
+
+
+def _result(query: _Query, outcome: _Outcome, seconds: float) -> VerificationResult:
+    statistics: dict[str, Any] = {
+        "seconds": seconds,
+        "phases": dict(query.phases),
+        "rejected_counterexamples": query.rejected,
+    }
+    for key in ("domains", "domains_visited"):
+        if key in outcome.statistics:
+            statistics["domains"] = outcome.statistics[key]
+            break
+    if outcome.statistics:
+        statistics["engine"] = dict(outcome.statistics)
+    x = None if outcome.counterexample is None else outcome.counterexample[0]
+    return VerificationResult.make(
+        outcome.verdict,
+        method=outcome.method,
+        adversarial_example=x,
+        counterexample=outcome.counterexample,
+        statistics=statistics,
+    )

@@ -1,0 +1,324 @@
+"""The ``verifinn`` command: verdicts, result files, bad input, ``bench``, the time limit.
+
+Models and properties are written into ``tmp_path`` by the tests themselves
+(ONNX graphs built with ``onnx.helper``). Counterexamples in result files are
+checked with onnxruntime, independently of verifiNN's own loader. The
+end-to-end cases run the installed console script in a subprocess; the many
+bad-input cases call :func:`verifiNN.cli.main` in-process (same code path, no
+interpreter start-up), and one of them also runs as a subprocess.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from conftest import random_mlp_params
+from verifiNN.bench import run_benchmark
+from verifiNN.cli import main
+from verifiNN.io import load_vnnlib, read_result
+from verifiNN.models.network import Network
+from verifiNN.results import Verdict
+from verifiNN.search.attack import attack
+from verifiNN.specs import Box, Case, HalfSpaces, Specification
+
+# y = (|x0|, |x1|) on [-1, 1]^2: hidden relu(x), relu(-x), then sums.
+ABS_WEIGHTS = [
+    np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.0, -1.0]]),
+    np.array([[1.0, 0.0, 1.0, 0.0], [0.0, 1.0, 0.0, 1.0]]),
+]
+ABS_BIASES = [np.zeros(4), np.zeros(2)]
+SAT_PROPERTY = "(assert (>= Y_0 (+ Y_1 0.5)))"  # |x0| >= |x1| + 0.5: e.g. x = (1, 0)
+UNSAT_PROPERTY = "(assert (>= (+ Y_0 Y_1) 2.5))"  # |x0| + |x1| <= 2 < 2.5
+
+
+def write_mlp_onnx(path: Path, weights: list[np.ndarray], biases: list[np.ndarray]) -> Path:
+    """Write a Gemm/Relu chain with input ``X`` of shape ``[1, n_in]`` as an ONNX file."""
+    nodes, inits, previous = [], [], "X"
+    for k, (w, b) in enumerate(zip(weights, biases)):
+        inits += [
+            numpy_helper.from_array(np.asarray(w, np.float32), f"W{k}"),
+            numpy_helper.from_array(np.asarray(b, np.float32), f"B{k}"),
+        ]
+        out = "Y" if k == len(weights) - 1 else f"h{k}"
+        nodes.append(helper.make_node("Gemm", [previous, f"W{k}", f"B{k}"], [out], transB=1))
+        if out != "Y":
+            nodes.append(helper.make_node("Relu", [out], [f"r{k}"]))
+            out = f"r{k}"
+        previous = out
+    graph = helper.make_graph(
+        nodes,
+        "mlp",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [1, weights[0].shape[1]])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [1, weights[-1].shape[0]])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 7
+    onnx.checker.check_model(model)
+    onnx.save(model, path)
+    return path
+
+
+def write_vnnlib(path: Path, lower, upper, n_out: int, output_asserts: str) -> Path:
+    """Write a VNN-LIB file: the box ``lower <= X <= upper`` and the given unsafe asserts."""
+    lines = [f"(declare-const X_{i} Real)" for i in range(len(lower))]
+    lines += [f"(declare-const Y_{j} Real)" for j in range(n_out)]
+    for i, (lo, hi) in enumerate(zip(lower, upper)):
+        lines += [f"(assert (>= X_{i} {lo!r}))", f"(assert (<= X_{i} {hi!r}))"]
+    path.write_text("\n".join([*lines, output_asserts]) + "\n")
+    return path
+
+
+def onnx_forward(model: Path, x: np.ndarray) -> np.ndarray:
+    """The model's output on ``x`` by onnxruntime (float32, as the model is stored)."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(str(model), options)
+    name = session.get_inputs()[0].name
+    shape = session.get_inputs()[0].shape
+    return session.run(None, {name: x.astype(np.float32).reshape(shape)})[0].ravel()
+
+
+def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run the installed ``verifinn`` console script."""
+    return subprocess.run(
+        ["verifinn", *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> dict[str, Path]:
+    """The tiny |x| model, its sat and unsat properties, and broken files."""
+    root = tmp_path_factory.mktemp("cli")
+    box = ([-1.0, -1.0], [1.0, 1.0])
+    return {
+        "model": write_mlp_onnx(root / "abs.onnx", ABS_WEIGHTS, ABS_BIASES),
+        "sat": write_vnnlib(root / "sat.vnnlib", *box, 2, SAT_PROPERTY),
+        "unsat": write_vnnlib(root / "unsat.vnnlib", *box, 2, UNSAT_PROPERTY),
+        "three_inputs": write_vnnlib(root / "three.vnnlib", [0.0] * 3, [1.0] * 3, 2, SAT_PROPERTY),
+        "syntax": _write(
+            root / "syntax.vnnlib", "(declare-const X_0 Real)\n(assert (<= X_0 1.0)\n"
+        ),
+        "corrupt": _write(root / "corrupt.onnx", "this is not an ONNX model\n"),
+        "root": root,
+    }
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+# ----------------------------------------------------------------- verdicts
+def test_verify_sat_writes_a_real_counterexample(files, tmp_path):
+    out = tmp_path / "result.txt"
+    proc = run_cli("verify", str(files["model"]), str(files["sat"]), "--timeout", "60",
+                   "--out", str(out))  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[0] == "sat"
+    verdict, x, y = read_result(out)
+    assert verdict is Verdict.SAT and x.shape == (2,) and y.shape == (2,)
+    spec = load_vnnlib(files["sat"])
+    y_ort = onnx_forward(files["model"], x)
+    assert spec.is_violated_by(x, y_ort, tol=1e-5)  # float32 onnxruntime vs float64
+    np.testing.assert_allclose(y, y_ort, atol=1e-5)
+    assert "sat" in proc.stderr  # the human summary
+
+
+def test_verify_unsat(files, tmp_path, capfd):
+    out = tmp_path / "result.txt"
+    assert main(["verify", str(files["model"]), str(files["unsat"]), "--out", str(out), "-q"]) == 0
+    captured = capfd.readouterr()
+    assert captured.out.splitlines() == ["unsat"]
+    assert captured.err == ""
+    assert read_result(out) == (Verdict.UNSAT, None, None)
+
+
+def test_bad_input_in_a_subprocess(files):
+    proc = run_cli("verify", str(files["root"] / "missing.onnx"), str(files["sat"]))
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("verifinn: error: ")
+    assert "missing.onnx" in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("model", "spec", "out", "needle"),
+    [
+        ("missing", "sat", None, "missing.onnx"),
+        ("corrupt", "sat", None, "corrupt.onnx"),
+        ("model", "syntax", None, "syntax.vnnlib"),
+        ("model", "three_inputs", None, "3 inputs"),
+        ("model", "missing_spec", None, "nope.vnnlib"),
+        ("model", "sat", "no/such/dir/out.txt", "out.txt"),
+        ("model", "sat", ".", "directory"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(files, capfd, model, spec, out, needle):
+    paths = dict(files, missing=files["root"] / "missing.onnx")
+    paths["missing_spec"] = files["root"] / "nope.vnnlib"
+    argv = ["verify", str(paths[model]), str(paths[spec])]
+    if out is not None:
+        argv += ["--out", str(files["root"] / out) if out != "." else str(files["root"])]
+    assert main(argv) == 2
+    captured = capfd.readouterr()
+    assert captured.out == ""
+    lines = captured.err.splitlines()
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith("verifinn: error: ") and needle in lines[0]
+
+
+def test_usage_errors_exit_2(capfd):
+    assert main([]) == 2
+    with pytest.raises(SystemExit) as exc:
+        main(["verify", "a.onnx", "b.vnnlib", "--timeout", "-3"])
+    assert exc.value.code == 2
+    assert "--timeout" in capfd.readouterr().err
+
+
+def test_version(capfd):
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert re.match(r"verifinn \d", capfd.readouterr().out)
+
+
+# ----------------------------------------------------------------- bench
+def test_bench_writes_rows_and_a_summary(files, tmp_path, capfd):
+    root = files["root"]
+    instances = tmp_path / "instances.csv"
+    instances.write_text(
+        "abs.onnx,sat.vnnlib,60\nabs.onnx,unsat.vnnlib,60\ncorrupt.onnx,sat.vnnlib,60\n"
+        "abs.onnx,unsat.vnnlib,60\n"
+    )
+    (tmp_path / "expected.csv").write_text(
+        "onnx,vnnlib,timeout_s,expected\n"
+        "abs.onnx,sat.vnnlib,60,sat\nabs.onnx,unsat.vnnlib,60,sat\n"  # the 2nd is a planted lie
+    )
+    out = tmp_path / "results.csv"
+    # an earlier run, killed after its last row lost its line break: appended to, not merged
+    out.write_text("onnx,vnnlib,result,seconds\nold.onnx,old.vnnlib,unsat,1.000")
+    code = main(["bench", str(instances), "--root", str(root), "--out", str(out),
+                 "--limit", "3", "--timeout-scale", "0.5"])  # fmt: skip
+    proc = capfd.readouterr()
+    assert code == 0, proc.err
+    with open(out, newline="") as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0] == ["onnx", "vnnlib", "result", "seconds"]
+    assert [r[:3] for r in rows[1:]] == [
+        ["old.onnx", "old.vnnlib", "unsat"],
+        ["abs.onnx", "sat.vnnlib", "sat"],
+        ["abs.onnx", "unsat.vnnlib", "unsat"],
+        ["corrupt.onnx", "sat.vnnlib", "error"],
+    ]
+    assert all(float(r[3]) >= 0 for r in rows[1:])
+    summary = dict(line.split(": ", 1) for line in proc.out.splitlines())
+    assert summary["instances"] == "3"
+    assert summary["solved"] == "2 (sat 1, unsat 1)"
+    assert summary["unknown"] == "0" and summary["timeouts"] == "0"
+    assert summary["errors"] == "1"
+    assert summary["wrong"] == "1"
+    assert "WRONG" in summary and "unsat.vnnlib" in summary["WRONG"]
+    assert float(summary["total seconds"]) >= float(summary["median seconds"]) > 0
+    assert "corrupt.onnx" in proc.err  # the error is logged, and the run went on
+
+
+def test_bench_rows_are_on_disk_as_soon_as_known(files, tmp_path):
+    instances = tmp_path / "instances.csv"
+    instances.write_text(f"onnx,vnnlib,timeout\nabs.onnx,{tmp_path}/unsat.vnnlib.gz,30\n"
+                         "abs.onnx,sat.vnnlib,30\n")  # fmt: skip
+    with gzip.open(tmp_path / "unsat.vnnlib.gz", "wt") as handle:  # a compressed property
+        handle.write(files["unsat"].read_text())
+    out = tmp_path / "results.csv"
+    last_lines = []
+    summary = run_benchmark(
+        instances,
+        root=files["root"],
+        out=out,
+        progress=False,
+        on_result=lambda r: last_lines.append(out.read_text().splitlines()[-1]),
+    )
+    assert [line.rsplit(",", 1)[0] for line in last_lines] == [
+        f"abs.onnx,{tmp_path}/unsat.vnnlib.gz,unsat",
+        "abs.onnx,sat.vnnlib,sat",
+    ]
+    assert (summary.unsat, summary.sat, summary.errors, summary.has_expected) == (1, 1, 0, False)
+
+
+def test_bench_bad_instance_list(tmp_path, capfd):
+    bad = tmp_path / "instances.csv"
+    bad.write_text("abs.onnx,sat.vnnlib,soon\nabs.onnx\n")
+    assert main(["bench", str(bad), "-q"]) == 2
+    err = capfd.readouterr().err.splitlines()
+    assert len(err) == 1 and "instances.csv:2" in err[0]
+    assert main(["bench", str(tmp_path / "none.csv"), "-q"]) == 2
+
+
+# ----------------------------------------------------------------- time limit
+def test_time_limit_on_a_hard_instance(tmp_path, capfd):
+    rng = np.random.default_rng(11)
+    weights, biases = random_mlp_params(rng, [16, 256, 256, 256, 256, 256, 256, 2])
+    model = write_mlp_onnx(tmp_path / "hard.onnx", weights, biases)
+    # 5% above the best margin y0 - y1 an attack finds: neither refuted nor proved in 3 s
+    box = Box(-np.ones(16), np.ones(16))
+    probe = Specification((Case(box, (HalfSpaces([-1.0, 1.0], -1e6),)),))
+    best = 1e6 - attack(Network(weights, biases), probe, seed=1).margin
+    threshold = best + 0.05 * abs(best)
+    spec = write_vnnlib(
+        tmp_path / "hard.vnnlib", [-1.0] * 16, [1.0] * 16, 2,
+        f"(assert (>= Y_0 (+ Y_1 {threshold!r})))",
+    )  # fmt: skip
+    start = time.perf_counter()
+    code = main(["verify", str(model), str(spec), "--timeout", "3", "--out", str(tmp_path / "r")])
+    wall = time.perf_counter() - start
+    captured = capfd.readouterr()
+    assert code == 0, captured.err
+    assert captured.out.splitlines()[0] in ("timeout", "sat", "unsat", "unknown")
+    assert wall < 5.0, captured.err
+
+
+# ----------------------------------------------------------------- VNN-COMP data
+def _test_instances(root: Path) -> list[tuple[str, str, str]]:
+    with open(root / "test" / "expected.csv", newline="") as handle:
+        return [(r["onnx"], r["vnnlib"], r["expected"]) for r in csv.DictReader(handle)]
+
+
+def test_benchmark_test_instances(benchmark_data, capfd, tmp_path):
+    for onnx_name, vnnlib_name, expected in _test_instances(benchmark_data):
+        folder = benchmark_data / "test"
+        out = tmp_path / f"{onnx_name}.{vnnlib_name}.txt"
+        code = main(["verify", str(folder / onnx_name), str(folder / vnnlib_name),
+                     "--timeout", "60", "--out", str(out), "-q"])  # fmt: skip
+        captured = capfd.readouterr()
+        assert code == 0, captured.err
+        assert captured.out.splitlines()[0] == expected, (onnx_name, vnnlib_name)
+        verdict, x, _ = read_result(out)
+        assert verdict.value == expected
+        if verdict is Verdict.SAT:
+            spec = load_vnnlib(folder / vnnlib_name)
+            assert spec.is_violated_by(x, onnx_forward(folder / onnx_name, x), tol=1e-5)
+
+
+def test_vnncomp_scripts(files, tmp_path):
+    scripts = Path(__file__).resolve().parents[1] / "vnncomp"
+    prepare = [str(scripts / "prepare_instance.sh"), "v1", "test"]
+    model, spec = str(files["model"]), str(files["unsat"])
+    assert subprocess.run([*prepare, model, spec], capture_output=True).returncode == 0
+    assert subprocess.run([*prepare, "missing.onnx", spec], capture_output=True).returncode != 0
+    out = tmp_path / "result.txt"
+    run = [str(scripts / "run_instance.sh"), "v1", "test", model, spec, str(out), "30"]
+    proc = subprocess.run(run, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert read_result(out)[0] is Verdict.UNSAT

@@ -1,0 +1,262 @@
+"""The portfolio verifier and its time budget: verdicts against brute force, soundness guards.
+
+Brute force: a tiny network on a 2-D box is evaluated on a dense grid. A grid
+point in the unsafe set makes ``sat`` the only right answer; a threshold above
+the grid maximum plus a Lipschitz bound of the gap between grid points makes
+the property true by construction (``unsat``), with no solver involved.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import random_mlp_params
+from verifiNN import portfolio
+from verifiNN.budget import Budget
+from verifiNN.errors import InvalidInputError, SpecError
+from verifiNN.models.network import Network
+from verifiNN.portfolio import verify
+from verifiNN.results import Verdict, VerificationResult
+from verifiNN.specs import Box, Case, HalfSpaces, LpBall, Specification
+
+GRID = 201  # points per axis on [-1, 1]
+
+
+def _spec_above(n_in: int, n_out: int, threshold: float, lo: float = -1.0, hi: float = 1.0):
+    """Unsafe when ``y_0 >= threshold`` on the box ``[lo, hi]^n_in``."""
+    row = np.zeros(n_out)
+    row[0] = -1.0
+    case = Case(Box(np.full(n_in, lo), np.full(n_in, hi)), (HalfSpaces(row, -threshold),))
+    return Specification((case,), n_in, n_out)
+
+
+def _tiny_net(seed: int) -> Network:
+    weights, biases = random_mlp_params(np.random.default_rng(seed), [2, 8, 8, 2])
+    return Network(weights, biases)
+
+
+def _grid_max_and_gap(network: Network) -> tuple[float, float]:
+    """Max of ``y_0`` on the grid, and a bound on how much the true max can exceed it."""
+    axis = np.linspace(-1.0, 1.0, GRID)
+    points = np.stack(np.meshgrid(axis, axis), axis=-1).reshape(-1, 2)
+    grid_max = float(network.get_output(points)[:, 0].max())
+    mlp = network.as_mlp()
+    lipschitz = np.prod([np.abs(w).sum(axis=1).max() for w in mlp.weights[:-1]])
+    lipschitz *= np.abs(mlp.weights[-1][0]).sum()  # output 0 only; ReLU is 1-Lipschitz
+    half_spacing = (axis[1] - axis[0]) / 2  # every x is this close (L-inf) to a grid point
+    return grid_max, float(lipschitz * half_spacing)
+
+
+def _assert_confirmed(network: Network, spec: Specification, result) -> None:
+    x, y = result.counterexample
+    assert spec.is_violated_by(x, network.get_output(x))
+    np.testing.assert_allclose(y, network.get_output(x))
+    np.testing.assert_array_equal(result.adversarial_example, x)
+
+
+# ----------------------------------------------------------------- brute force
+@pytest.mark.parametrize("seed", range(5))
+def test_sat_when_a_grid_point_violates(seed):
+    network = _tiny_net(seed)
+    grid_max, _ = _grid_max_and_gap(network)
+    spec = _spec_above(2, 2, grid_max - 0.05 * (abs(grid_max) + 1))
+    result = verify(network, spec, timeout=10)
+    assert result.verdict is Verdict.SAT
+    _assert_confirmed(network, spec, result)
+    assert result.robustness_status == "not_robust"
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_unsat_when_true_by_construction(seed):
+    network = _tiny_net(seed)
+    grid_max, gap = _grid_max_and_gap(network)
+    spec = _spec_above(2, 2, grid_max + gap + 1e-6)
+    result = verify(network, spec, timeout=5)
+    assert result.verdict is Verdict.UNSAT, result.statistics
+    assert result.counterexample is None and result.adversarial_example is None
+    assert result.robustness_status == "robust"
+
+
+@pytest.mark.parametrize("seed", range(5, 11))
+def test_never_unsat_at_the_grid_maximum(seed):
+    # threshold exactly at a grid point's output: that point is unsafe (the set uses <=)
+    network = _tiny_net(seed)
+    grid_max, _ = _grid_max_and_gap(network)
+    spec = _spec_above(2, 2, grid_max)
+    result = verify(network, spec, timeout=1)
+    assert result.verdict is not Verdict.UNSAT
+    if result.verdict is Verdict.SAT:
+        _assert_confirmed(network, spec, result)
+
+
+def test_disjunction_over_cases_and_outputs():
+    # y = (x0, x1) through an identity-like ReLU net on [0, 1]^2
+    network = Network([np.eye(2), np.eye(2)], [np.zeros(2), np.zeros(2)])
+    box = Box([0.0, 0.0], [1.0, 1.0])
+    never = HalfSpaces([-1.0, 0.0], -2.0)  # y0 >= 2
+    sometimes = HalfSpaces([[0.0, -1.0], [1.0, 0.0]], [-0.9, 0.1])  # y1 >= 0.9 and y0 <= 0.1
+    sat = Specification((Case(box, (never,)), Case(box, (never, sometimes))))
+    unsat = Specification((Case(box, (never,)), Case(box, (never, HalfSpaces([0.0, 1.0], -0.1)))))
+    result = verify(network, sat, timeout=20)
+    assert result.verdict is Verdict.SAT
+    _assert_confirmed(network, sat, result)
+    assert verify(network, unsat, timeout=20).verdict is Verdict.UNSAT
+
+
+# ----------------------------------------------------------------- single methods
+def test_single_methods():
+    network = _tiny_net(0)
+    grid_max, _ = _grid_max_and_gap(network)
+    easy = _spec_above(2, 2, grid_max + 100.0)
+    for method in ("ibp", "crown", "alpha-crown"):
+        result = verify(network, easy, method=method)
+        assert result.verdict is Verdict.UNSAT and result.method == method
+        assert method in result.statistics["phases"]
+    violated = _spec_above(2, 2, grid_max - 0.5)
+    result = verify(network, violated, method="attack", timeout=20)
+    assert result.verdict is Verdict.SAT and result.method == "attack"
+    _assert_confirmed(network, violated, result)
+    # a bound method never answers sat
+    assert verify(network, violated, method="crown").verdict is Verdict.UNKNOWN
+
+
+def test_result_keys():
+    network = _tiny_net(1)
+    grid_max, _ = _grid_max_and_gap(network)
+    result = verify(network, _spec_above(2, 2, grid_max - 0.5), timeout=20)
+    for key in ("verdict", "counterexample", "method", "statistics", "verification_status"):
+        assert key in result
+    assert set(result.statistics["phases"]) >= {"attack"}
+    assert result.statistics["seconds"] >= sum(result.statistics["phases"].values()) - 1e-6
+    x, y = result.counterexample
+    assert x.dtype == y.dtype == np.float64 and x.shape == (2,) and y.shape == (2,)
+
+
+# ----------------------------------------------------------------- soundness guards
+def test_a_counterexample_that_fails_the_recheck_is_never_reported(monkeypatch):
+    network = _tiny_net(2)
+    grid_max, gap = _grid_max_and_gap(network)
+    spec = _spec_above(2, 2, grid_max + gap + 1.0)  # true: nothing is unsafe
+    real_attack = portfolio.attack
+
+    def lying_attack(net, sp, **kwargs):
+        found = real_attack(net, sp, **kwargs)
+        x = np.zeros(2)
+        return type(found)(x, net.get_output(x), 0, 0.0, 1)  # claims (0, 0) violates
+
+    monkeypatch.setattr(portfolio, "attack", lying_attack)
+    for method in ("attack", "auto"):
+        result = verify(network, spec, method=method, timeout=2)
+        assert result.verdict is not Verdict.SAT
+        assert result.counterexample is None
+        assert result.statistics["rejected_counterexamples"] >= 1
+
+
+def test_no_sat_from_a_complete_engine_without_a_real_counterexample(monkeypatch):
+    network = _tiny_net(3)
+    grid_max, gap = _grid_max_and_gap(network)
+    spec = _spec_above(2, 2, grid_max + gap + 1.0)
+    assert portfolio.complete_methods(network, spec) == ["bab", "milp"]
+    for method in ("bab", "milp"):
+        bogus = VerificationResult.make(Verdict.SAT, method=method, adversarial_example=np.zeros(2))
+        monkeypatch.setitem(portfolio.COMPLETE_ENGINES, method, lambda *a, b=bogus, **k: b)
+        result = verify(network, spec, method=method, timeout=20)
+        assert result.verdict is not Verdict.SAT
+        assert result.statistics["rejected_counterexamples"] == 1
+
+
+def test_complete_engines_by_problem():
+    network = _tiny_net(0)
+    assert portfolio.complete_methods(network, _spec_above(2, 2, 0.0)) == ["bab", "milp"]
+    wide = Network(*random_mlp_params(np.random.default_rng(0), [40, 8, 2]))
+    assert portfolio.complete_methods(wide, _spec_above(40, 2, 0.0)) == ["milp"]
+    ball = Specification((Case(LpBall(np.zeros(2), 0.5, "2"), (HalfSpaces([-1.0, 0.0], 0.0),)),))
+    assert portfolio.complete_methods(network, ball) == ["milp"]
+    with pytest.raises(SpecError, match="box"):
+        verify(network, ball, method="bab")
+
+
+# ----------------------------------------------------------------- time limit
+def _hard_instance() -> tuple[Network, Specification]:
+    """A wide, deep random MLP whose property is neither easy to prove nor to refute.
+
+    The threshold sits well above the best ``y_0`` an attack finds (so attacks
+    fail) yet far below what bounds can prove on a deep random network, and
+    the MILP has hundreds of unstable ReLUs.
+    """
+    rng = np.random.default_rng(7)
+    weights, biases = random_mlp_params(rng, [12, 128, 128, 128, 128, 128, 2])
+    network = Network(weights, biases)
+    best = 1e6 - portfolio.attack(network, _spec_above(12, 2, 1e6), seed=1).margin
+    return network, _spec_above(12, 2, best + 0.5 * abs(best))
+
+
+@pytest.mark.parametrize("timeout", [0.0, 1.5])
+def test_time_limit_is_honoured(timeout):
+    network, spec = _hard_instance()
+    start = time.perf_counter()
+    result = verify(network, spec, timeout=timeout)
+    elapsed = time.perf_counter() - start
+    assert elapsed < timeout + 2.0
+    assert result.verdict is Verdict.TIMEOUT, result.statistics
+    assert result.verdict is not Verdict.ERROR
+    if result.verdict is Verdict.SAT:
+        _assert_confirmed(network, spec, result)
+
+
+# ----------------------------------------------------------------- argument errors
+def test_bad_arguments():
+    network = _tiny_net(0)
+    spec = _spec_above(2, 2, 0.0)
+    with pytest.raises(InvalidInputError, match="method"):
+        verify(network, spec, method="magic")
+    with pytest.raises(InvalidInputError, match="timeout"):
+        verify(network, spec, timeout=-1)
+    with pytest.raises(SpecError, match="3 inputs"):
+        verify(network, _spec_above(3, 2, 0.0))
+    with pytest.raises(InvalidInputError, match="device"):
+        verify(network, spec, device="tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(InvalidInputError, match="CUDA"):
+            verify(network, spec, device="cuda")
+
+
+# ----------------------------------------------------------------- budget
+class _FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_budget_arithmetic():
+    clock = _FakeClock()
+    budget = Budget.start(10.0, clock)
+    assert budget.limited and budget.remaining() == 10.0 and budget.timeout() == 10.0
+    child = budget.sub(3.0)
+    longer = budget.sub(50.0)  # never past the parent's deadline
+    early = budget.reserve(1.5)  # ends 1.5 s before the parent
+    assert child.remaining() == 3.0 and longer.remaining() == 10.0 and early.remaining() == 8.5
+    clock.now += 4.0
+    assert child.expired() and child.remaining() == 0.0
+    assert not budget.expired() and budget.remaining() == 6.0 and budget.elapsed() == 4.0
+    assert budget.reserve(7.0).expired() and budget.reserve(7.0).remaining() == 0.0
+    clock.now += 7.0
+    assert budget.expired() and budget.remaining() == 0.0 and budget.timeout() == 0.0
+
+
+def test_budget_unlimited_and_invalid():
+    budget = Budget.start(None)
+    assert not budget.limited and not budget.expired()
+    assert budget.remaining() == float("inf") and budget.timeout() is None
+    assert budget.sub(2.0).remaining() <= 2.0 and budget.sub(None).timeout() is None
+    assert budget.reserve(5.0).timeout() is None
+    assert Budget.start(0.0).expired()
+    for bad in (-1.0, float("nan"), "soon"):
+        with pytest.raises(InvalidInputError):
+            Budget.start(bad)
