@@ -86,7 +86,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--timeout", type=float, default=60.0)
     parser.add_argument("--engine", default="auto")
-    parser.add_argument("--branching", default="linear")
+    parser.add_argument("--branching", default=BaBOptions.branching)
     parser.add_argument("--batch-size", type=int, default=BaBOptions.batch_size)
     parser.add_argument("--out", default=str(Path(__file__).parent / "out" / "acasxu_bab.csv"))
     args = parser.parse_args()

@@ -137,3 +137,11 @@ def test_acasxu_matches_expected(benchmark_data, onnx: str, vnnlib: str) -> None
     assert result.verdict.value == expected[(onnx, vnnlib)]
     if result.verdict is Verdict.SAT:
         assert spec.is_violated_by(*result.counterexample)
+
+
+@pytest.mark.parametrize(("d", "expected"), [(-2.0, Verdict.UNSAT), (-0.5, Verdict.SAT)])
+def test_network_without_hidden_layer(d: float, expected: Verdict) -> None:
+    network = Network([np.eye(2)], [np.zeros(2)])  # y = x
+    box = Box(np.zeros(2), np.ones(2))
+    spec = Specification([Case(box, HalfSpaces(np.array([[1.0, -1.0]]), np.array([d])))])
+    assert input_split_bab(network, spec).verdict is expected

@@ -182,7 +182,7 @@ class MLPBounder:
         """
         bounds = self.intermediate(lo, up, parent)
         rows = self.rows_from(lo, up, C, bounds)
-        rows.packed = pack(bounds)
+        rows.packed = pack(bounds) if bounds else None
         return rows
 
     def rows_from(
