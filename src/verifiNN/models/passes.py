@@ -130,6 +130,36 @@ def _is_trivial_affine(op: ElementwiseAffine) -> bool:
 
 
 # ---------------------------------------------------------------------- passes
+def _fuse_pairs(network: Network, op_type: type, fuse: Callable[..., object]) -> Network:
+    """Replace ``second(first(x))`` by ``fuse(first, second)(x)`` for ops of ``op_type``.
+
+    Applies when ``first`` is read only by ``second``; ``fuse`` may return
+    ``None`` to leave a pair alone.
+    """
+    readers = _readers(network)
+    producers = _producers(network)
+    nodes = list(network.nodes)
+    absorbed: set[str] = set()
+    for node in network.nodes:
+        first = producers.get(node.inputs[0])
+        if (
+            not isinstance(node.op, op_type)
+            or first is None
+            or not isinstance(first.op, op_type)
+            or readers[first.name] != 1
+            or first.name in absorbed
+        ):
+            continue
+        fused = fuse(first.op, node.op)
+        if fused is None:
+            continue
+        nodes = _replace(nodes, node.name, Node(node.name, fused, first.inputs))
+        absorbed.add(node.name)
+    if not absorbed:
+        return network
+    return _rebuild(network, nodes, network.output_name)
+
+
 def prune_dead_nodes(network: Network) -> Network:
     """Drop nodes the output does not depend on.
 
@@ -215,27 +245,12 @@ def merge_affines(network: Network) -> Network:
     Returns:
         An equivalent network.
     """
-    readers = _readers(network)
-    producers = _producers(network)
-    nodes = list(network.nodes)
-    absorbed: set[str] = set()
-    for node in network.nodes:
-        first = producers.get(node.inputs[0])
-        if (
-            not isinstance(node.op, ElementwiseAffine)
-            or first is None
-            or not isinstance(first.op, ElementwiseAffine)
-            or readers[first.name] != 1
-            or first.name in absorbed
-        ):
-            continue
-        s1, t1, s2, t2 = first.op.scale, first.op.shift, node.op.scale, node.op.shift
-        fused = ElementwiseAffine(s1 * s2, t1 * s2 + t2)
-        nodes = _replace(nodes, node.name, Node(node.name, fused, first.inputs))
-        absorbed.add(node.name)
-    if not absorbed:
-        return network
-    return _rebuild(network, nodes, network.output_name)
+
+    def fuse(first: ElementwiseAffine, second: ElementwiseAffine) -> ElementwiseAffine:
+        s1, t1, s2, t2 = first.scale, first.shift, second.scale, second.shift
+        return ElementwiseAffine(s1 * s2, t1 * s2 + t2)
+
+    return _fuse_pairs(network, ElementwiseAffine, fuse)
 
 
 def fold_affine_into_previous(network: Network) -> Network:
@@ -375,29 +390,14 @@ def merge_dense(network: Network) -> Network:
     Returns:
         An equivalent network.
     """
-    readers = _readers(network)
-    producers = _producers(network)
-    nodes = list(network.nodes)
-    absorbed: set[str] = set()
-    for node in network.nodes:
-        first = producers.get(node.inputs[0])
-        if (
-            not isinstance(node.op, Dense)
-            or first is None
-            or not isinstance(first.op, Dense)
-            or readers[first.name] != 1
-            or first.name in absorbed
-        ):
-            continue
-        w1, b1, w2, b2 = first.op.weight, first.op.bias, node.op.weight, node.op.bias
+
+    def fuse(first: Dense, second: Dense) -> Dense | None:
+        w1, b1, w2, b2 = first.weight, first.bias, second.weight, second.bias
         if w2.shape[0] * w1.shape[1] > w1.numel() + w2.numel():
-            continue
-        fused = Dense(w2 @ w1, w2 @ b1 + b2)
-        nodes = _replace(nodes, node.name, Node(node.name, fused, first.inputs))
-        absorbed.add(node.name)
-    if not absorbed:
-        return network
-    return _rebuild(network, nodes, network.output_name)
+            return None
+        return Dense(w2 @ w1, w2 @ b1 + b2)
+
+    return _fuse_pairs(network, Dense, fuse)
 
 
 DEFAULT_PASSES: tuple[Pass, ...] = (
