@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from verifiNN.bounds.affine import affine_rule
+from verifiNN.bounds.affine import affine_rule, dense_backward
 from verifiNN.bounds.relaxations import RELAXATIONS
 from verifiNN.bounds.types import Interval
 from verifiNN.errors import UnsupportedModelError
@@ -146,6 +146,7 @@ def backward(
     seeds: Mapping[str, Tensor],
     relax: RelaxFn,
     bias: Tensor | None = None,
+    record: dict[str, Tensor] | None = None,
 ) -> tuple[Tensor | None, Tensor | None]:
     """Propagate linear functions back to the network input.
 
@@ -158,6 +159,9 @@ def backward(
         seeds: node name -> ``(B or 1, m, *shape)`` coefficients.
         relax: the relaxation of each nonlinear node met on the way.
         bias: initial ``(B or 1, m)`` offset.
+        record: when given, receives the coefficients ``lam`` of every node the
+            pass goes through (e.g. a ReLU's output coefficients, which
+            branching heuristics score).
 
     Returns:
         ``(A, c)``: ``A`` of shape ``(B or 1, m, *input_shape)`` (``None`` when
@@ -169,10 +173,12 @@ def backward(
         lam = lams.pop(node.name, None)
         if lam is None:
             continue
+        if record is not None:
+            record[node.name] = lam
         op = node.op
         if op.affine:
             if isinstance(op, Dense):
-                in_lams, b = [lam @ op.weight], lam @ op.bias
+                in_lams, b = [dense_backward(op, lam)], lam @ op.bias
             else:
                 shapes = [graph.shapes[name] for name in node.inputs]
                 in_lams, b = affine_rule(op).backward(op, lam, shapes)
