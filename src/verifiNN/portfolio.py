@@ -9,7 +9,8 @@ portfolio, cheapest first, each phase on what is left of one
 2. CROWN, then alpha-CROWN bounds (``unsat`` if they prove the property;
    alpha-CROWN only when its estimated cost fits the budget);
 3. complete engines on the remaining budget, in turn until one decides:
-   input-splitting branch and bound for box regions of few inputs, the MILP
+   input-splitting branch and bound for box regions of few inputs, else
+   ReLU-splitting branch and bound with beta-CROWN bounds, then the MILP
    for fully connected ReLU networks;
 4. when nothing decided (no complete engine applies, or it gave up), the
    attack again with fresh seeds: until the limit when there is one, else once.
@@ -42,6 +43,7 @@ from verifiNN.models.network import Network
 from verifiNN.results import Verdict, VerificationResult
 from verifiNN.search.attack import attack
 from verifiNN.search.bab import input_split_bab
+from verifiNN.search.relu_bab import relu_split_bab, supports_relu_split
 from verifiNN.solvers.milp import milp_verify
 from verifiNN.specs import Box, Specification
 
@@ -52,6 +54,7 @@ __all__ = [
     "bab_verify",
     "check_device",
     "complete_methods",
+    "relu_bab_verify",
     "verify",
 ]
 
@@ -85,8 +88,29 @@ def bab_verify(
     )
 
 
+def relu_bab_verify(
+    network: Network, spec: Specification, *, timeout: float | None = None
+) -> VerificationResult:
+    """ReLU-splitting branch and bound with beta-CROWN bounds
+    (:func:`~verifiNN.search.relu_bab.relu_split_bab`).
+
+    Raises:
+        UnsupportedModelError: a network without ReLUs.
+    """
+    if not supports_relu_split(network):
+        raise UnsupportedModelError("method 'relu-bab' needs a network with ReLU activations")
+    found = relu_split_bab(network, spec, budget=Budget.start(timeout))
+    return VerificationResult.make(
+        found.verdict,
+        method="relu-bab",
+        adversarial_example=None if found.counterexample is None else found.counterexample[0],
+        statistics=dict(found.statistics),
+    )
+
+
 COMPLETE_ENGINES: dict[str, Callable[..., VerificationResult]] = {
     "bab": bab_verify,
+    "relu-bab": relu_bab_verify,
     "milp": milp_verify,
 }
 """Complete engines by method name, in the order ``'auto'`` tries them.
@@ -212,15 +236,18 @@ def complete_methods(network: Network, spec: Specification) -> list[str]:
     """The complete engines ``'auto'`` tries on this problem, in order.
 
     Input splitting (``'bab'``) when every input region is a box of at most
-    :data:`INPUT_SPLIT_MAX_INPUTS` coordinates; the MILP for fully connected
-    ReLU networks.
+    :data:`INPUT_SPLIT_MAX_INPUTS` coordinates, else ReLU splitting
+    (``'relu-bab'``) for networks with ReLUs; the MILP for fully connected ReLU
+    networks.
     """
     methods = []
+    input_split = spec.num_inputs <= INPUT_SPLIT_MAX_INPUTS and all(
+        isinstance(case.input_region, Box) for case in spec.cases
+    )
     for method in COMPLETE_ENGINES:
-        if method == "bab" and (
-            spec.num_inputs > INPUT_SPLIT_MAX_INPUTS
-            or not all(isinstance(case.input_region, Box) for case in spec.cases)
-        ):
+        if method == "bab" and not input_split:
+            continue
+        if method == "relu-bab" and (input_split or not supports_relu_split(network)):
             continue
         if method == "milp":
             try:
