@@ -14,15 +14,28 @@ from torch import Tensor
 
 __all__ = [
     "METHODS",
+    "PROOF_TOLERANCE",
     "AlphaOptions",
     "BoundsResult",
     "CrownOptions",
     "Interval",
     "LPOptions",
+    "proof_threshold",
 ]
 
 METHODS = ("ibp", "crown", "alpha-crown", "lp")
 """The bound methods of :func:`verifiNN.bounds.compute_bounds`, loosest first."""
+
+PROOF_TOLERANCE = 1e-9
+"""A bound proves ``C_i y > d_i`` only when it exceeds ``d_i`` by this much times
+``1 + |d_i|``: the bound arithmetic is float64 without directed rounding, so a
+bound that merely touches ``d_i`` may be a rounding error away from a point on
+the boundary (which the non-strict VNN-LIB inequality counts as unsafe)."""
+
+
+def proof_threshold(d):
+    """``d + PROOF_TOLERANCE * (1 + |d|)`` for a tensor or array ``d``."""
+    return d + PROOF_TOLERANCE * (1.0 + abs(d))
 
 
 @dataclass(frozen=True)

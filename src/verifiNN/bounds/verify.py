@@ -2,7 +2,8 @@
 
 A case's unsafe region is a disjunction of conjunctions ``C y <= d``. A
 conjunction is empty over the input region as soon as ONE of its rows is always
-violated, i.e. the sound lower bound of ``C_i y - d_i`` is positive. The
+violated, i.e. the sound lower bound of ``C_i y - d_i`` is positive (by more
+than :data:`~verifiNN.bounds.types.PROOF_TOLERANCE`, which absorbs rounding). The
 property holds (``unsat``) when, for every case, every disjunct is empty;
 otherwise bounds alone cannot decide (``unknown``: a counterexample search is
 another method's job).
@@ -24,7 +25,7 @@ from torch import Tensor
 from verifiNN.bounds.api import bound_graph, prepare_rows, run_method
 from verifiNN.bounds.graph import BoundGraph
 from verifiNN.bounds.regions import as_input_set
-from verifiNN.bounds.types import METHODS, AlphaOptions, CrownOptions, LPOptions
+from verifiNN.bounds.types import METHODS, AlphaOptions, CrownOptions, LPOptions, proof_threshold
 from verifiNN.errors import InvalidInputError, SpecError
 from verifiNN.models.network import Network
 from verifiNN.results import Verdict, VerificationResult
@@ -83,7 +84,7 @@ def case_margins(
     C = np.stack([np.concatenate([h.C for h in c.unsafe]) for c in cases])
     d = np.stack([np.concatenate([h.d for h in c.unsafe]) for c in cases])
     rows = prepare_rows(C, network.output_size, len(cases), dtype, ref.device)
-    threshold = torch.as_tensor(d, dtype=dtype, device=ref.device)
+    threshold = proof_threshold(torch.as_tensor(d, dtype=dtype, device=ref.device))
 
     def done(margin: Tensor) -> bool:
         return bool((_disjunct_margins(margin, sizes) > 0).all())

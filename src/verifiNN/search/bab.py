@@ -38,6 +38,7 @@ import torch
 from torch import Tensor
 
 from verifiNN.bounds import AlphaOptions, BoxInput, CrownOptions, bound_graph, compute_bounds
+from verifiNN.bounds.types import PROOF_TOLERANCE
 from verifiNN.budget import Budget
 from verifiNN.models.network import Network
 from verifiNN.results import Verdict
@@ -91,7 +92,7 @@ class BaBOptions:
     engine: str = "auto"
     branching: str = "mixed"
     max_domains: int = 500_000
-    proof_margin: float = 1e-9
+    proof_margin: float = PROOF_TOLERANCE
     dtype: torch.dtype = torch.float64
 
 

@@ -32,8 +32,11 @@ float64 forward pass).
 
 Memory is bounded: the number of live domains is capped by ``max_domains``
 and by ``memory_bytes`` (whichever is smaller); reaching the cap ends the
-search with ``unknown``, as does a domain whose ReLUs are all fixed but whose
-bound still fails (the Lagrangian bound need not be exact there).
+search with ``unknown``. A domain whose ReLUs are all fixed but whose bound
+still fails (the Lagrangian bound is exact there only at the optimal ``beta``)
+is decided by the exact LP of its phase pattern
+(:mod:`verifiNN.solvers.pattern_lp`); when even that is not certified the
+search ends ``unknown`` rather than guess.
 """
 
 from __future__ import annotations
@@ -51,12 +54,13 @@ from verifiNN.bounds.adam import ProjectedAdam
 from verifiNN.bounds.alpha import _alpha_relax
 from verifiNN.bounds.graph import BoundGraph, backward
 from verifiNN.bounds.regions import BoxInput, InputSet, as_input_set
-from verifiNN.bounds.types import Interval
+from verifiNN.bounds.types import PROOF_TOLERANCE, Interval
 from verifiNN.budget import Budget
 from verifiNN.models.network import Network
 from verifiNN.ops import ReLU
 from verifiNN.results import Verdict
 from verifiNN.search.bab import BaBResult
+from verifiNN.solvers.pattern_lp import pattern_lp, piecewise_linear
 from verifiNN.specs import Case, HalfSpaces, Specification
 
 __all__ = ["ReluBaBOptions", "relu_split_bab", "supports_relu_split"]
@@ -89,7 +93,7 @@ class ReluBaBOptions:
     lr_beta: float = 0.05
     max_domains: int = 400_000
     memory_bytes: int = 4 * 2**30
-    proof_margin: float = 1e-9
+    proof_margin: float = PROOF_TOLERANCE
     dtype: torch.dtype = torch.float64
 
 
@@ -182,6 +186,7 @@ class _Disjunct:
         d = torch.tensor(rows.d, dtype=dtype, device=device)
         self.threshold = (d + options.proof_margin * (1.0 + d.abs())).unsqueeze(0)
         self.m = int(self.C.shape[1])
+        self.rows = rows
         relus = [node for node in graph.nodes if isinstance(node.op, ReLU)]
         self.relu_names = [node.name for node in relus]
         self.layers = [node.inputs[0] for node in relus]
@@ -336,6 +341,38 @@ def _confirm(
     return None
 
 
+def _settle_exhausted(
+    network: Network, spec: Specification, problem: _Disjunct, domains: _Domains
+) -> tuple[bool, tuple[np.ndarray, np.ndarray] | None]:
+    """Decide domains whose ReLUs are all fixed by the exact LP of their phase pattern.
+
+    Returns:
+        ``(all certified safe, confirmed counterexample or None)``.
+    """
+    box = problem.input_set
+    if not isinstance(box, BoxInput) or not piecewise_linear(problem.graph):
+        return False, None
+    lower = box.lower[0].cpu().double().numpy()
+    upper = box.upper[0].cpu().double().numpy()
+    C = problem.C[0].cpu().double().numpy()
+    d = problem.rows.d
+    settled = True
+    for k in range(len(domains)):
+        phases = {
+            name: torch.where(
+                split[k] != 0, split[k].to(low.dtype), torch.where(low[k] >= 0, 1.0, -1.0)
+            )
+            for name, split, low in zip(problem.relu_names, domains.split, domains.lower)
+        }
+        outcome = pattern_lp(problem.graph, lower, upper, phases, C, d)
+        if outcome.status == "candidate":
+            example = _confirm(network, spec, torch.as_tensor(outcome.x).unsqueeze(0))
+            if example is not None:
+                return True, example
+        settled = settled and outcome.status == "safe"
+    return settled, None
+
+
 def _search_disjunct(
     network: Network,
     spec: Specification,
@@ -360,7 +397,10 @@ def _search_disjunct(
             return Verdict.TIMEOUT, None
         exhausted = live.branch < 0
         if bool(exhausted.any()):
-            stuck = True
+            settled, example = _settle_exhausted(network, spec, problem, live.take(exhausted))
+            if example is not None:
+                return Verdict.SAT, example
+            stuck = stuck or not settled
             live = live.take((~exhausted).nonzero().squeeze(1))
             if not len(live):
                 break

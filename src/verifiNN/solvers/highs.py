@@ -228,6 +228,17 @@ class HighsModel:
         if status == highspy.HighsStatus.kError:
             raise SolverError("HiGHS rejected the added rows")
 
+    def dual_ray(self) -> np.ndarray | None:
+        """After an infeasible :meth:`solve`: HiGHS's Farkas row multipliers, if it has them.
+
+        The sign convention is HiGHS's; callers verify a ray (e.g. with
+        :func:`verifiNN.bounds.lp.dual_bound` on a zero cost) before trusting it.
+        """
+        status, exists, values = self._highs.getDualRay()
+        if status != highspy.HighsStatus.kOk or not exists or values is None or len(values) == 0:
+            return None
+        return np.asarray(values, dtype=np.float64)
+
     @property
     def num_rows(self) -> int:
         """Current number of rows in the solver's model."""

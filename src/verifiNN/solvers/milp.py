@@ -57,6 +57,7 @@ import scipy.sparse as sp
 import torch
 
 from verifiNN.bounds import compute_bounds
+from verifiNN.bounds.types import proof_threshold
 from verifiNN.errors import InvalidInputError, SpecError
 from verifiNN.models.network import MLP, Network
 from verifiNN.ops import Dense, Identity, ReLU
@@ -530,7 +531,7 @@ def _verify_case(query: _Query, case: Case, method: str, options: Any):
     for j, half in enumerate(case.unsafe):
         lo = low[offsets[j] : offsets[j + 1]] if low is not None else np.zeros(0)
         hi = high[offsets[j] : offsets[j + 1]] if high is not None else np.zeros(0)
-        parts.append((float(np.max(lo - half.d, initial=-INF)), half, lo, hi))
+        parts.append((float(np.max(lo - proof_threshold(half.d), initial=-INF)), half, lo, hi))
     undecided: list[str] = []
     for bound_margin, half, lo, hi in sorted(parts, key=lambda p: p[0]):
         if bound_margin > 0:

@@ -1,0 +1,209 @@
+"""ReLU-splitting branch and bound (beta-CROWN): soundness against grids and the MILP."""
+
+from __future__ import annotations
+
+import csv
+import itertools
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import random_mlp_params
+from verifiNN.budget import Budget
+from verifiNN.io import load_onnx, load_vnnlib
+from verifiNN.models.network import Network
+from verifiNN.results import Verdict
+from verifiNN.search.relu_bab import ReluBaBOptions, _Disjunct, relu_split_bab
+from verifiNN.solvers.milp import milp_verify
+from verifiNN.specs import Box, Case, HalfSpaces, LpBall, Specification
+
+SMALL = ReluBaBOptions(batch_size=8, root_iterations=5, iterations=4)
+
+
+def _grid(lower: np.ndarray, upper: np.ndarray, points: int) -> np.ndarray:
+    axes = [np.linspace(lo, up, points) for lo, up in zip(lower, upper, strict=True)]
+    return np.array(list(itertools.product(*axes)))
+
+
+def _problem(seed: int, quantile: float, shift: float) -> tuple[Network, Specification]:
+    """A random ReLU MLP and a box property ``y_i - y_j <= t`` near the grid minimum."""
+    rng = np.random.default_rng(seed)
+    n_in = int(rng.integers(2, 4))
+    widths = [n_in, *rng.integers(4, 10, size=int(rng.integers(1, 4))), 3]
+    network = Network(*random_mlp_params(rng, [int(w) for w in widths]))
+    centre = rng.uniform(-1, 1, n_in)
+    radius = rng.uniform(0.2, 1.0, n_in)
+    lower, upper = centre - radius, centre + radius
+    ys = network.get_output(_grid(lower, upper, 9))
+    disjuncts = []
+    for _ in range(int(rng.integers(1, 3))):
+        i, j = rng.choice(3, size=2, replace=False)
+        row = np.zeros(3)
+        row[i], row[j] = 1.0, -1.0
+        t = float(np.quantile(ys @ row, quantile)) - shift
+        disjuncts.append(HalfSpaces(row[None, :], np.array([t])))
+    return network, Specification([Case(Box(lower, upper), tuple(disjuncts))])
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 10_000),
+    quantile=st.sampled_from([0.0, 0.0, 0.02]),
+    shift=st.floats(-0.05, 0.3),
+)
+def test_never_disagrees_with_the_grid_or_the_milp(seed: int, quantile: float, shift: float):
+    network, spec = _problem(seed, quantile, shift)
+    box = spec.cases[0].input_region
+    grid = _grid(box.lower, box.upper, 41 if box.lower.size == 2 else 17)
+    grid_violated = bool(spec.violations(grid, network.get_output(grid)).any())
+    result = relu_split_bab(network, spec, Budget.start(20), SMALL)
+    milp = milp_verify(network, spec, timeout=20).verdict
+    if result.verdict is Verdict.SAT:
+        x, y = result.counterexample
+        assert spec.is_violated_by(x, network.get_output(x))
+        assert np.allclose(y, network.get_output(x))
+        assert milp is not Verdict.UNSAT
+    if result.verdict is Verdict.UNSAT:
+        assert not grid_violated, "unsat where the grid finds a violation"
+        assert milp is not Verdict.SAT, "unsat where the MILP finds a violation"
+    assert result.verdict in (Verdict.SAT, Verdict.UNSAT), "complete on tiny networks"
+    if milp in (Verdict.SAT, Verdict.UNSAT):
+        assert result.verdict is milp
+
+
+def test_proves_what_the_root_bound_cannot() -> None:
+    """A property that needs splitting: CROWN fails at the root, BaB proves it."""
+    rng = np.random.default_rng(11)
+    network = Network(*random_mlp_params(rng, [4, 16, 16, 2]))
+    box = Box(np.full(4, -1.0), np.full(4, 1.0))
+    ys = network.get_output(_grid(box.lower, box.upper, 11))
+    t = float((ys[:, 0] - ys[:, 1]).min()) - 0.05
+    spec = Specification([Case(box, HalfSpaces(np.array([[1.0, -1.0]]), np.array([t])))])
+    result = relu_split_bab(network, spec, Budget.start(60), SMALL)
+    assert milp_verify(network, spec, timeout=60).verdict is Verdict.UNSAT
+    assert result.verdict is Verdict.UNSAT
+    assert result.statistics["domains"] > 1
+
+
+def test_beta_bound_is_sound_on_split_domains() -> None:
+    """Every bounded child domain's bound holds for sampled points that satisfy its splits."""
+    rng = np.random.default_rng(5)
+    network = Network(*random_mlp_params(rng, [3, 10, 10, 2]))
+    box = Box(np.full(3, -1.0), np.full(3, 1.0))
+    rows = HalfSpaces(np.array([[1.0, -1.0]]), np.array([-100.0]))
+    from verifiNN.bounds import bound_graph, compute_bounds
+    from verifiNN.bounds.regions import as_input_set
+
+    graph = bound_graph(network)
+    input_set = as_input_set(box, 3)
+    root_bounds = compute_bounds(graph, input_set, rows.C, method="crown", bound_upper=False)
+    problem = _Disjunct(graph, input_set, rows, dict(root_bounds.bounds), SMALL)
+    domains, _ = problem.bound(problem.root(), 3)
+    for _ in range(4):  # four levels of splits: 16 domains
+        domains, _ = problem.bound(problem.children(domains), 10)
+    xs = rng.uniform(-1, 1, (20_000, 3))
+    weights, biases = network.as_mlp().weights, network.as_mlp().biases
+    pre, a = [], xs
+    for w, b in zip(weights[:-1], biases[:-1]):
+        z = a @ w.T + b
+        pre.append(z)
+        a = np.maximum(z, 0)
+    margin = (a @ weights[-1].T + biases[-1]) @ rows.C[0] - problem.threshold.item()
+    for k in range(len(domains)):
+        inside = np.ones(len(xs), dtype=bool)
+        for z, split in zip(pre, domains.split):
+            s = split[k].numpy()
+            inside &= np.all((s == 0) | (s * z >= 0), axis=1)
+        if inside.any():
+            assert margin[inside].min() >= float(domains.margin[k]) - 1e-9
+
+
+def test_l2_ball_input() -> None:
+    rng = np.random.default_rng(2)
+    network = Network(*random_mlp_params(rng, [3, 8, 8, 2]))
+    ball = LpBall(np.zeros(3), 0.5, "2")
+    pts = rng.normal(size=(20_000, 3))
+    pts = 0.5 * pts / np.linalg.norm(pts, axis=1, keepdims=True) * rng.uniform(0, 1, (20_000, 1))
+    ys = network.get_output(pts)
+    t = float((ys[:, 0] - ys[:, 1]).min()) - 0.2
+    spec = Specification([Case(ball, HalfSpaces(np.array([[1.0, -1.0]]), np.array([t])))])
+    assert relu_split_bab(network, spec, Budget.start(30), SMALL).verdict is Verdict.UNSAT
+
+
+def _hard_problem() -> tuple[Network, Specification]:
+    rng = np.random.default_rng(3)
+    network = Network(*random_mlp_params(rng, [20, 60, 60, 60, 2]))
+    box = Box(np.full(20, -1.0), np.full(20, 1.0))
+    row = np.array([[1.0, -1.0]])
+    centre = network.get_output(np.zeros(20))
+    t = float((row @ centre)[0]) - 0.5
+    return network, Specification([Case(box, HalfSpaces(row, np.array([t])))])
+
+
+def test_timeout_is_honoured() -> None:
+    network, spec = _hard_problem()
+    result = relu_split_bab(network, spec, Budget.start(0.5), SMALL)
+    assert result.verdict in (Verdict.TIMEOUT, Verdict.SAT, Verdict.UNSAT)
+    if result.verdict is Verdict.TIMEOUT:
+        assert result.statistics["seconds"] < 3.0
+
+
+def test_domain_cap_gives_unknown() -> None:
+    network, spec = _hard_problem()
+    options = ReluBaBOptions(batch_size=4, root_iterations=2, iterations=2, max_domains=6)
+    result = relu_split_bab(network, spec, Budget.start(30), options)
+    assert result.verdict in (Verdict.UNKNOWN, Verdict.SAT, Verdict.UNSAT)
+    if result.verdict is Verdict.SAT:
+        x, _ = result.counterexample
+        assert spec.is_violated_by(x, network.get_output(x))
+
+
+@pytest.mark.parametrize("vnnlib", ["prop_1_0.03.vnnlib", "prop_0_0.05.vnnlib"])
+def test_mnist_256x2(benchmark_data, vnnlib: str) -> None:
+    """Instances alpha-CROWN alone cannot decide (one unsat, one sat that
+    alpha-beta-CROWN missed), answered as expected.csv says."""
+    folder = benchmark_data / "mnistfc"
+    with open(folder / "expected.csv") as f:
+        expected = {(r[0], r[1]): r[3] for r in csv.reader(f)}[("mnist-net_256x2.onnx", vnnlib)]
+    network = load_onnx(folder / "mnist-net_256x2.onnx")
+    spec = load_vnnlib(folder / vnnlib, network)
+    torch.manual_seed(0)
+    result = relu_split_bab(network, spec, Budget.start(100))
+    assert result.verdict.value == expected
+    if result.verdict is Verdict.SAT:
+        x, _ = result.counterexample
+        assert spec.is_violated_by(x, network.get_output(x))
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10_000))
+def test_pattern_lp_finds_points_and_certifies_emptiness(seed: int) -> None:
+    """The phase pattern of a sampled point: a row it satisfies gives a candidate
+    inside the pattern's region; a row below the box-wide minimum is certified safe."""
+    from verifiNN.bounds import bound_graph
+    from verifiNN.solvers.pattern_lp import pattern_lp
+
+    rng = np.random.default_rng(seed)
+    network = Network(*random_mlp_params(rng, [3, 6, 6, 2]))
+    graph = bound_graph(network)
+    lower, upper = np.full(3, -1.0), np.full(3, 1.0)
+    x0 = rng.uniform(-1, 1, 3)
+    values, phases = {graph.input_name: torch.as_tensor(x0).reshape(1, -1)}, {}
+    for node in graph.nodes:
+        inputs = [values[i] for i in node.inputs]
+        values[node.name] = node.op.forward(*inputs)
+        if node.op.kind == "ReLU":
+            phases[node.name] = torch.where(inputs[0].flatten() >= 0, 1.0, -1.0).double()
+    y0 = network.get_output(x0)
+    C = np.array([[1.0, -1.0]])
+    found = pattern_lp(graph, lower, upper, phases, C, C @ y0 + 1e-6)
+    assert found.status == "candidate"
+    assert np.all(found.x >= lower - 1e-9) and np.all(found.x <= upper + 1e-9)
+    assert (C @ network.get_output(found.x))[0] <= (C @ y0)[0] + 1e-5
+    grid = _grid(lower, upper, 21)
+    floor = float((network.get_output(grid) @ C[0]).min())
+    hull = floor - 10.0 * (1.0 + abs(floor))  # far below anything reachable
+    assert pattern_lp(graph, lower, upper, phases, C, np.array([hull])).status == "safe"
