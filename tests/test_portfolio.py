@@ -173,9 +173,9 @@ def test_complete_engines_by_problem():
     network = _tiny_net(0)
     assert portfolio.complete_methods(network, _spec_above(2, 2, 0.0)) == ["bab", "milp"]
     wide = Network(*random_mlp_params(np.random.default_rng(0), [40, 8, 2]))
-    assert portfolio.complete_methods(wide, _spec_above(40, 2, 0.0)) == ["milp"]
+    assert portfolio.complete_methods(wide, _spec_above(40, 2, 0.0)) == ["relu-bab", "milp"]
     ball = Specification((Case(LpBall(np.zeros(2), 0.5, "2"), (HalfSpaces([-1.0, 0.0], 0.0),)),))
-    assert portfolio.complete_methods(network, ball) == ["milp"]
+    assert portfolio.complete_methods(network, ball) == ["relu-bab", "milp"]
     with pytest.raises(SpecError, match="box"):
         verify(network, ball, method="bab")
 

@@ -261,8 +261,13 @@ class _Disjunct:
         lower = self.input_set.concretize(A.flatten(2), c)
         return lower, A
 
-    def bound(self, domains: _Domains, iterations: int) -> tuple[_Domains, Tensor]:
+    def bound(
+        self, domains: _Domains, iterations: int, budget: Budget | None = None
+    ) -> tuple[_Domains, Tensor]:
         """Optimise alpha and beta on ``domains``; fills ``margin`` and ``branch``.
+
+        Stops early when every domain is proved or ``budget`` runs out (every
+        iterate is a sound bound; the best one is kept).
 
         Returns:
             The domains (updated in place) and ``A`` ``(N, m, n_in)`` of the
@@ -284,6 +289,8 @@ class _Disjunct:
                 best = torch.maximum(best, lower.detach())
                 gap = (lower - self.threshold).clamp(max=0)
                 if last or bool(((best - self.threshold) > 0).any(1).all()):
+                    break
+                if budget is not None and budget.expired():
                     break
                 loss = -gap.sum()
                 grads = torch.autograd.grad(loss, alpha + beta, allow_unused=True)
@@ -382,7 +389,7 @@ def _search_disjunct(
 ) -> tuple[Verdict, tuple[np.ndarray, np.ndarray] | None]:
     opts = problem.options
     root = problem.root()
-    root, A = problem.bound(root, opts.iterations)
+    root, A = problem.bound(root, opts.iterations, budget)
     stats["domains"] += 1
     if bool(root.margin[0] > 0):
         return Verdict.UNSAT, None
@@ -409,7 +416,7 @@ def _search_disjunct(
         rest = order[opts.batch_size :]
         parents = live.take(take)
         kids = problem.children(parents)
-        kids, A = problem.bound(kids, opts.iterations)
+        kids, A = problem.bound(kids, opts.iterations, budget)
         stats["domains"] += len(kids)
         stats["rounds"] += 1
         open_kids = (kids.margin <= 0).nonzero().squeeze(1)
@@ -487,8 +494,13 @@ def _search_case(
         method="alpha-crown",
         bound_upper=False,
         threshold=threshold,
-        options=AlphaOptions(iterations=options.root_iterations),
+        options=AlphaOptions(
+            iterations=options.root_iterations,
+            time_limit=budget.remaining() if budget.limited else None,
+        ),
     )
+    if budget.expired():
+        return Verdict.TIMEOUT, None
     margins = (result.lower[0] - threshold).tolist()
     roots, start = [], 0
     for rows in case.unsafe:
