@@ -7,8 +7,10 @@ portfolio, cheapest first, each phase on what is left of one
 
 1. a quick falsifying attack (``sat`` if it finds a counterexample);
 2. CROWN, then alpha-CROWN bounds (``unsat`` if they prove the property;
-   alpha-CROWN only when its estimated cost fits the budget);
-3. complete engines on the remaining budget, in turn until one decides:
+   alpha-CROWN only when its estimated cost fits the budget, and not when
+   ReLU splitting follows, whose root bound it is);
+3. complete engines on the remaining budget, in turn until one decides
+   (before ReLU splitting, a second attack with a fresh seed):
    input-splitting branch and bound for box regions of few inputs, else
    ReLU-splitting branch and bound with beta-CROWN bounds, then the MILP
    for fully connected ReLU networks;
@@ -126,6 +128,9 @@ METHODS = ("auto", "attack", *BOUND_METHODS, *COMPLETE_ENGINES)
 #: Share of the time limit the first, quick attack may use, and its cap in seconds.
 QUICK_ATTACK_SHARE = 0.02
 QUICK_ATTACK_CAP = 1.5
+#: Before ReLU splitting (high-dimensional inputs), a second attack with a fresh seed.
+SECOND_ATTACK_SHARE = 0.05
+SECOND_ATTACK_CAP = 5.0
 #: alpha-CROWN runs when its estimated cost fits in half the budget: 20 iterations cost
 #: 30-60 CROWN passes (measured on ACAS Xu and MNIST MLPs).
 ALPHA_COST_IN_CROWN_PASSES = 60.0
@@ -288,12 +293,23 @@ def _portfolio(query: _Query) -> _Outcome | None:
     outcome = query.timed("crown", lambda: _run_bounds(query, "crown"))
     if _decided(outcome) or budget.expired():
         return outcome
-    options = _alpha_options(query, query.phases["crown"])
+    methods = complete_methods(query.network, query.spec)
+    # ReLU splitting starts with alpha-CROWN on the same rows: no need to run it twice.
+    options = None if "relu-bab" in methods else _alpha_options(query, query.phases["crown"])
     if options is not None:
         outcome = query.timed("alpha-crown", lambda: _run_bounds(query, "alpha-crown", options))
         if _decided(outcome) or budget.expired():
             return outcome
-    for method in complete_methods(query.network, query.spec):
+    if "relu-bab" in methods and budget.limited:
+        # PGD restarts on wide inputs can all settle in one local optimum; a
+        # second, freshly seeded attack is cheap next to ReLU splitting.
+        cap = min(SECOND_ATTACK_CAP, SECOND_ATTACK_SHARE * budget.remaining())
+        outcome = query.timed(
+            "attack-2", lambda: _run_attack(query, budget.sub(cap), query.seed + 1)
+        )
+        if _decided(outcome) or budget.expired():
+            return outcome
+    for method in methods:
         outcome = query.timed(method, lambda method=method: _run_complete(query, method, budget))
         if _decided(outcome) or outcome.verdict is Verdict.TIMEOUT or budget.expired():
             return outcome

@@ -88,7 +88,7 @@ class ReluBaBOptions:
 
     batch_size: int = 256
     iterations: int = 6
-    root_iterations: int = 40
+    root_iterations: int = 20
     lr_alpha: float = 0.1
     lr_beta: float = 0.05
     max_domains: int = 400_000
