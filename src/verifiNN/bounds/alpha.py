@@ -35,7 +35,7 @@ from verifiNN.bounds.relaxations import RELAXATIONS
 from verifiNN.bounds.types import AlphaOptions, Interval
 from verifiNN.models.network import Node
 
-__all__ = ["alpha_crown"]
+__all__ = ["alpha_crown", "alpha_relax"]
 
 Params = dict[str, list[Tensor | None]]
 
@@ -66,7 +66,7 @@ def _init_params(
     return params
 
 
-def _alpha_relax(bounds: Mapping[str, Interval], params: Params) -> RelaxFn:
+def alpha_relax(bounds: Mapping[str, Interval], params: Params) -> RelaxFn:
     """Relaxations of one backward pass: free nodes use ``params``, the rest CROWN's default."""
     cache: dict[str, object] = {}
 
@@ -203,10 +203,10 @@ def alpha_crown(
         current = dict(bounds)
         for node, index in starts:
             low, high = row_bounds(
-                graph, node, index, _alpha_relax(current, params[node.name]), input_set
+                graph, node, index, alpha_relax(current, params[node.name]), input_set
             )
             current[node.name] = _scatter(current[node.name], index, low, high)
-        relax = _alpha_relax(current, params[graph.output_name])
+        relax = alpha_relax(current, params[graph.output_name])
         lower = crown_linear_bound(graph, input_set, relax, C)
         best = torch.maximum(best, lower.detach())
         for node, _rows in starts:

@@ -45,7 +45,7 @@ from verifiNN.results import Verdict
 from verifiNN.search.forward_bounds import mlp_bounder
 from verifiNN.specs import Box, Case, Specification
 
-__all__ = ["BaBOptions", "BaBResult", "input_split_bab"]
+__all__ = ["BaBOptions", "BaBResult", "confirm_candidates", "input_split_bab"]
 
 logger = logging.getLogger(__name__)
 
@@ -404,7 +404,17 @@ def _find_counterexample(
     if A is not None and worst_row is not None:
         coef = A[torch.arange(A.shape[0]), worst_row]
         points.append(torch.where(coef > 0, lo, up))
-    candidates = torch.cat(points).detach().cpu().double().numpy()
+    return confirm_candidates(network, spec, torch.cat(points))
+
+
+def confirm_candidates(
+    network: Network, spec: Specification, points: Tensor | None
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The first of ``(N, n)`` candidate points that violates ``spec``, confirmed by a
+    float64 forward pass of that point alone, as ``(x, y)``; else ``None``."""
+    if points is None or points.shape[0] == 0:
+        return None
+    candidates = points.detach().cpu().double().numpy()
     outputs = network.get_output(candidates)
     hits = np.flatnonzero(spec.violations(candidates, outputs))
     for i in hits[:8]:

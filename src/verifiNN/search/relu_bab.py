@@ -51,7 +51,7 @@ from torch import Tensor
 
 from verifiNN.bounds import AlphaOptions, bound_graph, compute_bounds
 from verifiNN.bounds.adam import ProjectedAdam
-from verifiNN.bounds.alpha import _alpha_relax
+from verifiNN.bounds.alpha import alpha_relax
 from verifiNN.bounds.graph import BoundGraph, backward
 from verifiNN.bounds.regions import BoxInput, InputSet, as_input_set
 from verifiNN.bounds.types import PROOF_TOLERANCE, Interval
@@ -59,7 +59,7 @@ from verifiNN.budget import Budget
 from verifiNN.models.network import Network
 from verifiNN.ops import ReLU
 from verifiNN.results import Verdict
-from verifiNN.search.bab import BaBResult
+from verifiNN.search.bab import BaBResult, confirm_candidates
 from verifiNN.solvers.pattern_lp import pattern_lp, piecewise_linear
 from verifiNN.specs import Case, HalfSpaces, Specification
 
@@ -141,10 +141,9 @@ class _Domains:
 
     @staticmethod
     def cat(parts: list[_Domains]) -> _Domains:
-        nonempty = [p for p in parts if len(p)]
-        if len(nonempty) <= 1:
-            return nonempty[0] if nonempty else parts[0]
-        parts = nonempty
+        parts = [p for p in parts if len(p)] or parts[:1]
+        if len(parts) == 1:
+            return parts[0]
 
         def join(field: str) -> list[Tensor]:
             return [torch.cat(ts) for ts in zip(*(getattr(p, field) for p in parts))]
@@ -193,7 +192,8 @@ class _Disjunct:
         self.shapes = [tuple(graph.shapes[name]) for name in self.layers]
         self.sizes = [int(np.prod(shape, dtype=np.int64)) for shape in self.shapes]
         self.offsets = np.cumsum([0, *self.sizes])
-        self.fixed = {name: b for name, b in root_bounds.items() if name not in set(self.layers)}
+        split_layers = set(self.layers)
+        self.fixed = {name: b for name, b in root_bounds.items() if name not in split_layers}
         self.root_bounds = root_bounds
 
     # ------------------------------------------------------------ domains
@@ -250,7 +250,7 @@ class _Disjunct:
             name: [a.reshape(n, self.m, *shape), None]
             for name, a, shape in zip(self.relu_names, alpha, self.shapes)
         }
-        relax = _alpha_relax(bounds, params)
+        relax = alpha_relax(bounds, params)
         out_shape = self.graph.shapes[self.graph.output_name]
         seeds = {self.graph.output_name: self.C.expand(n, -1, -1).reshape(n, self.m, *out_shape)}
         for name, shape, b, s in zip(self.layers, self.shapes, beta, domains.split):
@@ -334,20 +334,6 @@ def _candidates(input_set: InputSet, A: Tensor, margin: Tensor, top: int) -> Ten
     return torch.where(coef > 0, lo, up)
 
 
-def _confirm(
-    network: Network, spec: Specification, points: Tensor | None
-) -> tuple[np.ndarray, np.ndarray] | None:
-    if points is None or points.shape[0] == 0:
-        return None
-    xs = points.detach().cpu().double().numpy()
-    hits = np.flatnonzero(spec.violations(xs, network.get_output(xs)))
-    for i in hits[:8]:
-        y = network.get_output(xs[i])
-        if spec.is_violated_by(xs[i], y):
-            return xs[i], y
-    return None
-
-
 def _settle_exhausted(
     network: Network, spec: Specification, problem: _Disjunct, domains: _Domains
 ) -> tuple[bool, tuple[np.ndarray, np.ndarray] | None]:
@@ -373,7 +359,7 @@ def _settle_exhausted(
         }
         outcome = pattern_lp(problem.graph, lower, upper, phases, C, d)
         if outcome.status == "candidate":
-            example = _confirm(network, spec, torch.as_tensor(outcome.x).unsqueeze(0))
+            example = confirm_candidates(network, spec, torch.as_tensor(outcome.x).unsqueeze(0))
             if example is not None:
                 return True, example
         settled = settled and outcome.status == "safe"
@@ -393,7 +379,7 @@ def _search_disjunct(
     stats["domains"] += 1
     if bool(root.margin[0] > 0):
         return Verdict.UNSAT, None
-    example = _confirm(network, spec, _candidates(problem.input_set, A, root.margin, 1))
+    example = confirm_candidates(network, spec, _candidates(problem.input_set, A, root.margin, 1))
     if example is not None:
         return Verdict.SAT, example
     live = root
@@ -420,7 +406,7 @@ def _search_disjunct(
         stats["domains"] += len(kids)
         stats["rounds"] += 1
         open_kids = (kids.margin <= 0).nonzero().squeeze(1)
-        example = _confirm(
+        example = confirm_candidates(
             network, spec, _candidates(problem.input_set, A[open_kids], kids.margin[open_kids], 16)
         )
         if example is not None:
