@@ -8,7 +8,7 @@ model and property is not timed. One torch thread (the machine has 2 cores).
 
 Usage:
     python benchmarks/acasxu_bab.py [DATA] [--every 6] [--extra 3_7:prop_1 ...]
-        [--limit N] [--timeout 60] [--out benchmarks/out/acasxu_bab.csv]
+        [--limit N] [--timeout 60] [--no-clip] [--out benchmarks/out/acasxu_bab.csv]
 
 ``DATA`` defaults to ``$VERIFINN_BENCHMARKS`` or ``../shared/benchmarks``.
 ``--every k`` takes every k-th instance of ``acasxu_instances.csv`` (1: all);
@@ -88,11 +88,17 @@ def main() -> None:
     parser.add_argument("--engine", default="auto")
     parser.add_argument("--branching", default=BaBOptions.branching)
     parser.add_argument("--batch-size", type=int, default=BaBOptions.batch_size)
+    parser.add_argument("--no-clip", action="store_true", help="do not clip boxes")
     parser.add_argument("--out", default=str(Path(__file__).parent / "out" / "acasxu_bab.csv"))
     args = parser.parse_args()
     torch.set_num_threads(1)
     folder = data_folder(args.data) / "acasxu"
-    options = BaBOptions(engine=args.engine, branching=args.branching, batch_size=args.batch_size)
+    options = BaBOptions(
+        engine=args.engine,
+        branching=args.branching,
+        batch_size=args.batch_size,
+        clip=not args.no_clip,
+    )
     rows = []
     for row in select(folder, args.every, args.extra, args.limit):
         rows.append(run_one(folder, row, args.timeout, options))

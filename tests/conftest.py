@@ -9,10 +9,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hypothesis import settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 torch.set_num_threads(1)
+
+# The default profile is derandomised so that CI is reproducible: a run passes
+# or fails the same way on every machine.  Fuzz with fresh examples locally via
+# ``HYPOTHESIS_PROFILE=explore python -m pytest``.
+settings.register_profile("default", derandomize=True, print_blob=True)
+settings.register_profile("explore", max_examples=200, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 def benchmarks_dir() -> Path:

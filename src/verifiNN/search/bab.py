@@ -42,7 +42,8 @@ from verifiNN.bounds.types import PROOF_TOLERANCE
 from verifiNN.budget import Budget
 from verifiNN.models.network import Network
 from verifiNN.results import Verdict
-from verifiNN.search.forward_bounds import mlp_bounder
+from verifiNN.search.forward_bounds import LinearRowBounds, mlp_bounder
+from verifiNN.search.unsafe_region import clip_to_unsafe, combine_conjunctions
 from verifiNN.specs import Box, Case, Specification
 
 __all__ = ["BaBOptions", "BaBResult", "confirm_candidates", "input_split_bab"]
@@ -68,16 +69,20 @@ class BaBOptions:
             :mod:`verifiNN.search.forward_bounds`; ReLU MLPs only), ``'crown'``
             (:func:`verifiNN.bounds.compute_bounds`) or ``'auto'`` (``'mlp'``
             when the network is a ReLU MLP, else ``'crown'``).
-        branching: ``'linear'`` splits where the final linear bound's input
-            coefficient times the width is largest (ReLU MLPs; else smear),
-            ``'smear'`` uses the gradient at the centre times the width,
-            ``'mixed'`` adds the two scores, each scaled to a maximum of 1
-            (ACAS Xu 3_7 prop_1: 1.3k domains, vs >27k for either alone).
+        branching: which scores choose the dimension to bisect (see
+            :func:`_branching_score`): ``'linear'``, ``'smear'``, ``'widest'``
+            or ``'mixed'`` (all three, each scaled to a maximum of 1). On
+            ACAS Xu, linear + smear alone needed >12k domains on 1_4 prop_1
+            where adding the width needs 97; either linear score alone needs
+            >27k on 3_7 prop_1 where their sum needs 1.3k.
         reuse_parent_bounds: intersect each box's intermediate bounds with its
             parent's (MLP engine; sound, float32 rounded outwards). Off: CROWN
             is not monotone in the intermediate bounds (its adaptive slopes
             flip), and on ACAS Xu it cut 5_1 prop_1 from 4k to 0.6k domains
             but blew 1_1 prop_3 and prop_5 up from 6-8k to over 150k.
+        clip: shrink each open box to the part its linear bounds leave
+            possibly unsafe before it is split
+            (:func:`verifiNN.search.unsafe_region.clip_to_unsafe`).
         alpha_iterations: boxes the cheap bounds leave open are bounded again
             by alpha-CROWN with optimised intermediate slopes (Xu et al. 2021,
             "Fast and Complete") for this many steps before being split (0:
@@ -87,6 +92,7 @@ class BaBOptions:
     """
 
     batch_size: int = 512
+    clip: bool = True
     alpha_iterations: int = 0
     reuse_parent_bounds: bool = False
     engine: str = "auto"
@@ -119,6 +125,7 @@ class _Rows:
     d: Tensor
     owner: Tensor
     num_disjuncts: int
+    conjunctive: bool
 
     @classmethod
     def of(cls, case: Case, dtype: torch.dtype) -> _Rows:
@@ -130,6 +137,7 @@ class _Rows:
             torch.as_tensor(d, dtype=dtype),
             torch.as_tensor(owner),
             len(case.unsafe),
+            any(h.C.shape[0] > 1 for h in case.unsafe),
         )
 
     def disjunct_proved(self, row_proved: Tensor) -> Tensor:
@@ -188,14 +196,14 @@ class _Bounder:
 
     def __call__(
         self, lo: Tensor, up: Tensor, C: Tensor, parent: Tensor | None = None
-    ) -> tuple[Tensor, Tensor | None, Tensor | None]:
-        """``(lower (B, m), A (B, m, n_in) or None, packed intermediate bounds or None)``.
+    ) -> tuple[Tensor, LinearRowBounds | None, Tensor | None]:
+        """``(lower (B, m), the linear bounds or None, packed intermediate bounds or None)``.
 
         ``parent``: packed intermediate bounds of enclosing boxes (MLP engine).
         """
         if self.graph is None:
             rows = self.mlp.rows(lo, up, C, parent)
-            return rows.lower, rows.A, rows.packed
+            return rows.lower, rows, rows.packed
         result = compute_bounds(
             self.graph,
             BoxInput(lo, up),
@@ -211,7 +219,7 @@ class _Bounder:
             for name in self.dense[:-1]
         ]
         rows = self.mlp.rows_from(lo, up, C, bounds)
-        return torch.maximum(result.lower, rows.lower), rows.A, None
+        return torch.maximum(result.lower, rows.lower), rows, None
 
 
 def _search_case(
@@ -239,7 +247,7 @@ def _search_case(
         parent = hidden[-take:] if hidden is not None else None
         hidden = hidden[:-take] if hidden is not None else None
 
-        bound, A, packed = bounder(lo, up, rows.C, parent)
+        bound, linear, packed = bounder(lo, up, rows.C, parent)
         stats["domains"] += take
         stats["batches"] += 1
         still_open = todo & ~rows.disjunct_proved(bound > threshold)
@@ -247,10 +255,13 @@ def _search_case(
         if keep.any() and options.alpha_iterations and bounder.alpha_graph is not None:
             bound, still_open = _alpha_pass(bounder, lo, up, rows, bound, todo, keep, threshold)
             keep = still_open.any(dim=1)
+        if keep.any() and linear is not None and options.clip:
+            lo, up, still_open = _use_linear_bounds(lo, up, linear, rows, still_open, options)
+            keep = still_open.any(dim=1)
         if not keep.any():
             continue
         lo, up, still_open, bound = lo[keep], up[keep], still_open[keep], bound[keep]
-        A = A[keep] if A is not None else None
+        A = linear.A[keep] if linear is not None else None
         packed = packed[keep] if packed is not None else None
         worst_row = _worst_rows(rows, bound, still_open)
         if logger.isEnabledFor(logging.DEBUG):
@@ -267,13 +278,8 @@ def _search_case(
         example = _find_counterexample(network, spec, lo, up, A, worst_row)
         if example is not None:
             return Verdict.SAT, example
-        if A is not None and options.branching == "linear":
-            left_up, right_lo = _bisect_linear(lo, up, A, worst_row)
-        elif A is not None and options.branching == "mixed":
-            smear = _smear(network, lo, up, rows.C[worst_row])
-            left_up, right_lo = _bisect_linear(lo, up, A, worst_row, smear)
-        else:
-            left_up, right_lo = _bisect(network, lo, up, rows.C[worst_row])
+        score = _branching_score(network, lo, up, rows.C[worst_row], A, worst_row, options)
+        left_up, right_lo = _bisect(lo, up, score)
         lower = torch.cat([lower, lo, right_lo])
         upper = torch.cat([upper, left_up, up])
         open_disjuncts = torch.cat([open_disjuncts, still_open, still_open])
@@ -288,6 +294,32 @@ def _search_case(
             logger.info("input split: %d live domains exceed the cap", lower.shape[0])
             return Verdict.UNKNOWN, None
     return Verdict.UNSAT, None
+
+
+def _use_linear_bounds(
+    lo: Tensor,
+    up: Tensor,
+    linear: LinearRowBounds,
+    rows: _Rows,
+    still_open: Tensor,
+    options: BaBOptions,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Close disjuncts by row combinations and clip the boxes to their possibly
+    unsafe part (:mod:`verifiNN.search.unsafe_region`).
+
+    Returns:
+        ``(lo, up, still_open)``.
+    """
+    A, c, d, owner = linear.A, linear.c, rows.d.expand(lo.shape[0], -1), rows.owner
+    if rows.conjunctive:
+        combined = combine_conjunctions(lo, up, A, c, rows.d, owner, rows.num_disjuncts)
+        margin = options.proof_margin * (1.0 + combined.d.abs())
+        still_open = still_open & ~(combined.lower > combined.d + margin)
+        A = torch.cat([A, combined.A], dim=1)
+        c = torch.cat([c, combined.c], dim=1)
+        d = torch.cat([d, combined.d], dim=1)
+        owner = torch.cat([owner, torch.arange(rows.num_disjuncts)])
+    return clip_to_unsafe(lo, up, A, c, d, owner, still_open)
 
 
 def _alpha_pass(
@@ -337,23 +369,56 @@ def _worst_rows(rows: _Rows, bound: Tensor, still_open: Tensor) -> Tensor:
     return best.masked_fill(~in_worst, float("-inf")).argmax(dim=1)
 
 
-def _bisect_linear(
-    lo: Tensor, up: Tensor, A: Tensor, worst_row: Tensor, smear: Tensor | None = None
-) -> tuple[Tensor, Tensor]:
-    """Split each box where the worst row's linear bound varies most.
+_SCORES = {
+    "linear": ("linear",),
+    "smear": ("smear",),
+    "widest": ("width",),
+    "mixed": ("linear", "smear", "width"),
+}
 
-    The dimension maximising ``|A_j| (u_j - l_j)`` (the input coefficient of
-    CROWN's final linear bound times the width; the "sb" input split of
-    alpha-beta-CROWN, Wang et al. 2021) is bisected. With ``smear`` (gradient
-    times width) the two scores, each scaled to a maximum of 1, are added.
+
+def _branching_score(
+    network: Network,
+    lo: Tensor,
+    up: Tensor,
+    worst_rows: Tensor,
+    A: Tensor | None,
+    worst_row: Tensor,
+    options: BaBOptions,
+) -> Tensor:
+    """``(B, n)``: how much splitting each input dimension is worth.
+
+    The components, each scaled to a maximum of 1 per box and summed:
+
+    * ``linear``: ``|A_j| (u_j - l_j)``, the input coefficient of the worst
+      row's final linear bound times the width (the "sb" input split of
+      alpha-beta-CROWN, Wang et al. 2021); needs linear bounds, else smear;
+    * ``smear``: the gradient of the worst row at the centre times the width
+      (Kearfott 1996; Wang et al. 2018, "Efficient Formal Safety Analysis");
+    * ``width``: the width itself, which shrinks the relaxation error of the
+      unstable neurons that neither linear score sees.
     """
-    coef = A[torch.arange(A.shape[0]), worst_row]
     width = up - lo
-    score = coef.abs() * width + 1e-12 * width
-    if smear is not None:
-        score = score / score.amax(1, keepdim=True) + smear / smear.amax(1, keepdim=True).clamp(
-            min=1e-300
-        )
+    parts = []
+    for name in _SCORES[options.branching]:
+        if name == "linear" and A is not None:
+            coef = A[torch.arange(A.shape[0]), worst_row]
+            parts.append(coef.abs() * width)
+        elif name in ("linear", "smear"):
+            parts.append(_smear(network, lo, up, worst_rows))
+        else:
+            parts.append(width)
+    score = sum(p / p.amax(1, keepdim=True).clamp(min=1e-300) for p in parts)
+    return score + 1e-12 * width  # never split a dimension of width zero
+
+
+def _bisect(lo: Tensor, up: Tensor, score: Tensor) -> tuple[Tensor, Tensor]:
+    """Split each box in half along its best-scoring dimension.
+
+    Returns:
+        ``(upper bound of the left halves, lower bound of the right halves)``;
+        the left halves keep ``lo``, the right halves keep ``up``.
+    """
     dim = score.argmax(dim=1, keepdim=True)
     mid = ((lo + up) / 2).gather(1, dim)
     return up.clone().scatter_(1, dim, mid), lo.clone().scatter_(1, dim, mid)
@@ -366,20 +431,6 @@ def _smear(network: Network, lo: Tensor, up: Tensor, rows: Tensor) -> Tensor:
         out = network.forward(centre.to(_param_dtype(network)))
         (grad,) = torch.autograd.grad((out * rows.to(out.dtype)).sum(), centre)
     return grad.abs().to(lo.dtype) * (up - lo)
-
-
-def _bisect(network: Network, lo: Tensor, up: Tensor, rows: Tensor) -> tuple[Tensor, Tensor]:
-    """Split each box in half along its smear-maximising dimension.
-
-    Returns:
-        ``(upper bound of the left halves, lower bound of the right halves)``;
-        the left halves keep ``lo``, the right halves keep ``up``.
-    """
-    dim = _smear(network, lo, up, rows).argmax(dim=1, keepdim=True)
-    mid = ((lo + up) / 2).gather(1, dim)
-    left_up = up.clone().scatter_(1, dim, mid)
-    right_lo = lo.clone().scatter_(1, dim, mid)
-    return left_up, right_lo
 
 
 def _param_dtype(network: Network) -> torch.dtype:
