@@ -257,6 +257,17 @@ def test_bench_rows_are_on_disk_as_soon_as_known(files, tmp_path):
     assert (summary.unsat, summary.sat, summary.errors, summary.has_expected) == (1, 1, 0, False)
 
 
+def test_bench_match_keeps_only_matching_instances(files, tmp_path, capfd):
+    instances = tmp_path / "instances.csv"
+    instances.write_text("abs.onnx,sat.vnnlib,30\nabs.onnx,unsat.vnnlib,30\n")
+    out = tmp_path / "results.csv"
+    code = main(["bench", str(instances), "--root", str(files["root"]), "--out", str(out),
+                 "--match", "unsat", "-q"])  # fmt: skip
+    assert code == 0, capfd.readouterr().err
+    rows = list(csv.reader(out.open(newline="")))
+    assert [r[1:3] for r in rows[1:]] == [["unsat.vnnlib", "unsat"]]
+
+
 def test_bench_bad_instance_list(tmp_path, capfd):
     bad = tmp_path / "instances.csv"
     bad.write_text("abs.onnx,sat.vnnlib,soon\nabs.onnx\n")

@@ -366,6 +366,7 @@ def run_benchmark(
     limit: int | None = None,
     out: str | os.PathLike | None = None,
     method: str = "auto",
+    match: str | None = None,
     progress: bool = True,
     device: str = "cpu",
     on_result: Callable[[InstanceResult], None] | None = None,
@@ -376,12 +377,14 @@ def run_benchmark(
         csv_path: the instance list.
         root: folder the list's paths are relative to (default: the list's folder).
         timeout_scale: multiplies every instance's time limit.
-        limit: answer only the first ``limit`` instances.
+        limit: answer only the first ``limit`` instances (after ``match``).
         out: CSV to append ``onnx,vnnlib,result,seconds`` rows to (header when new).
         method: the :func:`~verifiNN.portfolio.verify` method.
         progress: show a progress bar on stderr (only when stderr is a terminal).
         device: ``'cpu'`` or ``'cuda'``.
         on_result: called with each instance's result as soon as it is known.
+        match: keep only the instances whose model or property path contains
+            this text (e.g. ``'256x2'`` for one net of ``mnistfc``).
 
     Returns:
         The :class:`BenchSummary`.
@@ -400,7 +403,10 @@ def run_benchmark(
         raise InvalidInputError(f"unknown method {method!r}: expected one of {', '.join(METHODS)}")
     check_device(device)
     csv_path = Path(csv_path)
-    instances = read_instances(csv_path)[:limit]
+    instances = read_instances(csv_path)
+    if match is not None:
+        instances = [i for i in instances if match in i.onnx or match in i.vnnlib]
+    instances = instances[:limit]
     root_dir = Path(root) if root is not None else csv_path.parent
     expected_path = csv_path.parent / EXPECTED_FILE
     expected = read_expected(expected_path) if expected_path.is_file() else {}

@@ -149,6 +149,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="multiply every instance's time limit by F (default: 1)",
     )
     bench.add_argument(
+        "--match",
+        metavar="TEXT",
+        help="answer only instances whose model or property path contains TEXT",
+    )
+    bench.add_argument(
         "--limit", type=_count(0), metavar="N", help="answer only the first N instances"
     )
     bench.add_argument(
@@ -270,6 +275,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             root=args.root,
             timeout_scale=args.timeout_scale,
             limit=args.limit,
+            match=args.match,
             out=args.out,
             method=args.method,
             progress=not args.quiet,
