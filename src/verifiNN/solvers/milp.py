@@ -70,6 +70,7 @@ from verifiNN.specs import Box, Case, HalfSpaces, LpBall, Specification
 __all__ = [
     "MilpEncoding",
     "MilpMinimum",
+    "auto_layer_bounds",
     "encode_mlp",
     "layer_bounds",
     "milp_minimum",
@@ -508,7 +509,7 @@ def _solve_disjunct(
     return "unconfirmed", None
 
 
-def _case_bounds(network: Network, region: Box | LpBall, C, method: str, options: Any):
+def auto_layer_bounds(network: Network, region: Box | LpBall, C, method: str, options: Any):
     """:func:`layer_bounds` by ``method``; ``'auto'`` runs CROWN, then alpha-CROWN when at
     most :data:`AUTO_ALPHA_MAX_UNSTABLE` ReLUs are unstable (its cost grows with them)."""
     if method != "auto":
@@ -523,7 +524,7 @@ def _case_bounds(network: Network, region: Box | LpBall, C, method: str, options
 def _verify_case(query: _Query, case: Case, method: str, options: Any):
     """Decide one case: a confirmed ``(x, y)``, or the list of undecided outcomes."""
     C = np.concatenate([h.C for h in case.unsafe]) if case.unsafe else None
-    pairs, low, high = _case_bounds(query.network, case.input_region, C, method, options)
+    pairs, low, high = auto_layer_bounds(query.network, case.input_region, C, method, options)
     encoding = encode_mlp(query.mlp, case.input_region, pairs)
     query.stats["binaries"] = max(query.stats["binaries"], encoding.binaries)
     offsets = np.cumsum([0] + [h.num_constraints for h in case.unsafe])
@@ -681,7 +682,7 @@ def milp_minimum(
     if c.size != network.output_size:
         raise InvalidInputError(f"c has {c.size} entries, the network has {network.output_size}")
     mlp = mlp_layers(network)[0]
-    pairs, _, _ = _case_bounds(network, region, None, bounds_method, bounds_options)
+    pairs, _, _ = auto_layer_bounds(network, region, None, bounds_method, bounds_options)
     encoding = encode_mlp(mlp, region, pairs)
     lp = encoding.lp
     cost = np.zeros(lp.num_cols)

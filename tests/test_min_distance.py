@@ -1,0 +1,107 @@
+"""Exact minimal adversarial distance: the MILP against brute force over activation regions."""
+
+from __future__ import annotations
+
+import itertools
+
+import cvxpy as cp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.optimize import linprog
+
+from conftest import random_mlp_params
+from verifiNN.models.network import Network
+from verifiNN.solvers.distance_milp import minimal_adversarial_distance
+
+ORD = {"inf": np.inf, "1": 1, "2": 2}
+
+
+def _tiny_net(seed: int) -> Network:
+    rng = np.random.default_rng(seed)
+    n_in = int(rng.integers(2, 4))
+    hidden = [int(h) for h in rng.integers(2, 5, size=int(rng.integers(1, 3)))]
+    return Network(*random_mlp_params(rng, [n_in, *hidden, 3]))
+
+
+def _regions(network: Network):
+    """Every activation pattern as ``(G, h, Y, y0)``: the region ``G x + h >= 0``
+    on which the network is ``y = Y x + y0``."""
+    mlp = network.as_mlp()
+    sizes = [w.shape[0] for w in mlp.weights[:-1]]
+    for bits in itertools.product([0.0, 1.0], repeat=sum(sizes)):
+        n = mlp.weights[0].shape[1]
+        A, c = np.eye(n), np.zeros(n)
+        G, h, offset = [], [], 0
+        for W, b, size in zip(mlp.weights[:-1], mlp.biases[:-1], sizes, strict=True):
+            zA, zc = W @ A, W @ c + b
+            phase = np.array(bits[offset : offset + size])
+            offset += size
+            sign = 2 * phase - 1  # active: z >= 0, inactive: -z >= 0
+            G.append(sign[:, None] * zA)
+            h.append(sign * zc)
+            A, c = phase[:, None] * zA, phase * zc
+        yield np.vstack(G), np.concatenate(h), mlp.weights[-1] @ A, mlp.weights[-1] @ c + mlp.biases[-1]
+
+
+def _brute_force(network: Network, x0: np.ndarray, eps: float, norm: str, label: int) -> float:
+    """Min over activation regions and classes of the distance to ``y_j >= y_label``."""
+    n, best = x0.size, np.inf
+    for G, h, Y, y0 in _regions(network):
+        for j in range(Y.shape[0]):
+            if j == label:
+                continue
+            # feasibility of region, class and the L-inf box of the ball
+            A_ub = np.vstack([-G, -(Y[j] - Y[label])[None]])
+            b_ub = np.concatenate([h, [y0[j] - y0[label]]])
+            bounds = list(zip(x0 - eps, x0 + eps, strict=True))
+            if linprog(np.zeros(n), A_ub=A_ub, b_ub=b_ub, bounds=bounds).status != 0:
+                continue
+            x = cp.Variable(n)
+            cons = [A_ub @ x <= b_ub, cp.abs(x - x0) <= eps]
+            problem = cp.Problem(cp.Minimize(cp.norm(x - x0, ORD[norm])), cons)
+            problem.solve(solver=cp.CLARABEL, tol_gap_abs=1e-10, tol_gap_rel=1e-10, tol_feas=1e-10)
+            if problem.status in ("optimal", "optimal_inaccurate"):
+                best = min(best, float(problem.value))
+    return best
+
+
+@pytest.mark.parametrize("norm", ["inf", "1", "2"])
+@settings(max_examples=12, deadline=None)
+@given(seed=st.integers(0, 100_000), eps=st.floats(0.1, 1.5))
+def test_exact_distance_matches_brute_force(norm: str, seed: int, eps: float) -> None:
+    network = _tiny_net(seed)
+    rng = np.random.default_rng(seed + 1)
+    x0 = rng.uniform(-1, 1, network.input_size)
+    label = int(network.classify(x0))
+    truth = _brute_force(network, x0, eps, norm, label)
+    result = minimal_adversarial_distance(network, x0, eps, norm)
+    assert result.label == label
+    if truth > eps + 1e-6:
+        assert result.status == "robust"
+        assert result.lower == pytest.approx(eps) and result.example is None
+        return
+    if truth > eps - 1e-6:
+        return  # a tie with the ball's radius: either answer is right
+    assert result.status == "exact"
+    assert abs(result.lower - truth) <= 1e-6, (result.lower, truth)
+    x = result.example
+    assert network.classify(x) != label, "the example does not change the label"
+    distance = float(np.linalg.norm(x - x0, ORD[norm]))
+    assert distance == pytest.approx(result.upper, abs=1e-12)
+    assert result.lower - 1e-9 <= result.upper <= eps + 1e-6
+    assert result.upper - result.lower <= 1e-4
+
+
+def test_seed_example_distances() -> None:
+    """The seed's toy network: the boundary x1 = x2 is 0.5 (L-inf), 1 (L-1), 1/sqrt(2) (L-2)
+    away from x_0 = (1, 2)."""
+    W1, b1 = np.eye(2), np.ones(2)
+    W2, b2 = np.array([[0.0, 1.0], [1.0, 0.0]]), np.full(2, 2.0)
+    network = Network([W1, W2], [b1, b2], activation="ReLU", labeler="argmax")
+    for norm, expected in (("inf", 0.5), ("1", 1.0), ("2", 1 / np.sqrt(2))):
+        result = minimal_adversarial_distance(network, np.array([1.0, 2.0]), 1.5, norm)
+        assert result.status == "exact"
+        assert result.lower == pytest.approx(expected, abs=1e-6)
+        assert network.classify(result.example) == 1
