@@ -12,8 +12,10 @@ from hypothesis import strategies as st
 from scipy.optimize import linprog
 
 from conftest import random_mlp_params
+from verifiNN.bounds import CROWNVerifier
 from verifiNN.models.network import Network
 from verifiNN.solvers.distance_milp import minimal_adversarial_distance
+from verifiNN.verifier import LPVerifier, MILPVerifier
 
 ORD = {"inf": np.inf, "1": 1, "2": 2}
 
@@ -42,7 +44,12 @@ def _regions(network: Network):
             G.append(sign[:, None] * zA)
             h.append(sign * zc)
             A, c = phase[:, None] * zA, phase * zc
-        yield np.vstack(G), np.concatenate(h), mlp.weights[-1] @ A, mlp.weights[-1] @ c + mlp.biases[-1]
+        yield (
+            np.vstack(G),
+            np.concatenate(h),
+            mlp.weights[-1] @ A,
+            mlp.weights[-1] @ c + mlp.biases[-1],
+        )
 
 
 def _brute_force(network: Network, x0: np.ndarray, eps: float, norm: str, label: int) -> float:
@@ -105,3 +112,44 @@ def test_seed_example_distances() -> None:
         assert result.status == "exact"
         assert result.lower == pytest.approx(expected, abs=1e-6)
         assert network.classify(result.example) == 1
+
+
+# ------------------------------------------------------------ the verifiers' brackets
+@pytest.mark.parametrize("norm", ["inf", "1", "2"])
+@settings(max_examples=8, deadline=None)
+@given(seed=st.integers(0, 100_000), eps=st.floats(0.2, 2.0))
+def test_every_bracket_contains_the_exact_distance(norm: str, seed: int, eps: float) -> None:
+    network = _tiny_net(seed)
+    x0 = np.random.default_rng(seed + 2).uniform(-1, 1, network.input_size)
+    label = int(network.classify(x0))
+    exact = MILPVerifier().compute_pointwise_robustness(network, x0, eps, norm)
+    verifiers = [CROWNVerifier(attack_timeout=5.0), CROWNVerifier("alpha-crown")]
+    if norm == "inf":
+        verifiers.append(LPVerifier())
+    for verifier in verifiers:
+        result = verifier.compute_pointwise_robustness(network, x0, eps, norm)
+        name = type(verifier).__name__
+        if result.lower_bound is not None:
+            truth = exact.pointwise_robustness if exact.status == "exact" else eps
+            assert result.lower_bound <= truth + 1e-6, f"{name} lower bound above the truth"
+        if result.adversarial_example is not None:
+            x = np.asarray(result.adversarial_example)
+            assert network.classify(x) != label, f"{name} example keeps the label"
+            distance = float(np.linalg.norm(x - x0, ORD[norm]))
+            assert distance == pytest.approx(result.upper_bound, abs=1e-9)
+            assert exact.status == "exact", f"{name} found an example the MILP missed"
+            assert exact.pointwise_robustness <= result.upper_bound + 1e-6
+            assert result.upper_bound <= eps + 1e-6
+        if result.status == "robust":
+            assert exact.status == "robust", f"{name} claims robustness the MILP refutes"
+
+
+def test_seed_example_gives_half_with_every_verifier() -> None:
+    W1, b1 = np.eye(2), np.ones(2)
+    W2, b2 = np.array([[0.0, 1.0], [1.0, 0.0]]), np.full(2, 2.0)
+    network = Network([W1, W2], [b1, b2], activation="ReLU", labeler="argmax")
+    for verifier in (LPVerifier(), MILPVerifier(), CROWNVerifier(), CROWNVerifier("alpha-crown")):
+        result = verifier.compute_pointwise_robustness(network, np.array([1, 2]), 1.5)
+        assert result.robustness_status == "not_robust"
+        assert np.round(result.pointwise_robustness, 3) == 0.5, type(verifier).__name__
+        assert network.classify(result.adversarial_example) == 1

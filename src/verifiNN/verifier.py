@@ -23,8 +23,9 @@ from verifiNN.errors import InvalidInputError
 from verifiNN.models.network import Network
 from verifiNN.results import Verdict, VerificationResult
 from verifiNN.solvers.region_lp import RegionLP
+from verifiNN.specs import normalize_norm
 
-__all__ = ["LPVerifier", "Verifier", "check_point"]
+__all__ = ["LPVerifier", "MILPVerifier", "Verifier", "check_point", "robustness_result"]
 
 logger = logging.getLogger(__name__)
 
@@ -67,9 +68,16 @@ class Verifier(ABC):
 
     @abstractmethod
     def compute_pointwise_robustness(
-        self, network: Network, x_0: object, epsilon: float
+        self, network: Network, x_0: object, epsilon: float, norm: str = "inf"
     ) -> VerificationResult:
-        """Distance from ``x_0`` to the nearest adversarial example within ``epsilon``."""
+        """Distance from ``x_0`` to the nearest adversarial example within ``epsilon``.
+
+        Every verifier returns ``pointwise_robustness`` (the distance: exact,
+        or that of the example found), ``lower_bound`` (proved, or ``None``),
+        ``upper_bound`` (the distance of ``adversarial_example``, or ``None``)
+        and ``status``: ``'exact'``, ``'bracket'``, ``'lower_bound'``,
+        ``'upper_bound'`` or ``'robust'`` (nothing within ``epsilon``).
+        """
 
     @abstractmethod
     def verify_epsilon_robustness(
@@ -110,7 +118,7 @@ class LPVerifier(Verifier):
         self.time_limit = time_limit
 
     def compute_pointwise_robustness(
-        self, network: Network, x_0: object, epsilon: float
+        self, network: Network, x_0: object, epsilon: float, norm: str = "inf"
     ) -> VerificationResult:
         """Nearest adversarial example in ``x_0``'s activation region within ``epsilon``.
 
@@ -118,6 +126,7 @@ class LPVerifier(Verifier):
             network: a fully connected ReLU or identity network.
             x_0: the reference input.
             epsilon: the L-inf radius searched.
+            norm: only ``'inf'`` (the region LP is an L-inf program).
 
         Returns:
             ``not_robust`` with ``pointwise_robustness``, ``adversarial_example``
@@ -126,6 +135,8 @@ class LPVerifier(Verifier):
             example, ``optimal_value`` its boundary distance, ``class_distances``
             the optimum for every reachable class.
         """
+        if normalize_norm(norm) != "inf":
+            raise InvalidInputError(f"LPVerifier measures L-inf distances only, not L{norm}")
         return self._search(network, x_0, epsilon, nearest=True)
 
     def verify_epsilon_robustness(
@@ -170,6 +181,9 @@ class LPVerifier(Verifier):
                     if len(network.input_shape) > 1
                     else x_hat,
                     pointwise_robustness=distance,
+                    lower_bound=None,
+                    upper_bound=distance,
+                    status="upper_bound",
                     adversarial_label=adv_label,
                     target_class=j,
                     problem_status="optimal",
@@ -183,6 +197,9 @@ class LPVerifier(Verifier):
             method=self.name,
             problem_status="infeasible" if not distances else "unconfirmed",
             optimal_value=None,
+            lower_bound=None,
+            upper_bound=None,
+            status="unknown",
             class_distances=distances,
             label=label,
         )
@@ -206,3 +223,137 @@ class LPVerifier(Verifier):
         if adv_label == label:
             return None
         return x_hat, adv_label, float(np.max(np.abs(x_hat - x_0), initial=0.0))
+
+
+class MILPVerifier(Verifier):
+    """Exact pointwise robustness of ReLU MLPs by MILP (Tjeng et al. 2019, MIPVerify).
+
+    ``compute_pointwise_robustness`` returns the exact minimal adversarial
+    distance in L-inf, L-1 or L-2 within ``epsilon``
+    (:func:`verifiNN.solvers.distance_milp.minimal_adversarial_distance`), or
+    proves there is none (``robust``); when the time limit cuts it short, the
+    bracket ``[lower_bound, upper_bound]`` found so far.
+    ``verify_epsilon_robustness`` decides the L-inf ball by
+    :func:`verifiNN.solvers.milp.milp_verify`.
+
+    Args:
+        timeout: seconds per call (``None``: no limit).
+        tolerance: absolute accuracy of the distance.
+        domain: optional ``(lo, hi)`` valid-input box, e.g. ``(0, 1)``.
+    """
+
+    name = "milp"
+
+    def __init__(
+        self,
+        timeout: float | None = None,
+        tolerance: float = 1e-6,
+        domain: tuple[float, float] | None = None,
+    ) -> None:
+        if timeout is not None and not timeout >= 0:
+            raise InvalidInputError(f"timeout must be >= 0 seconds, got {timeout}")
+        if not (tolerance > 0 and math.isfinite(tolerance)):
+            raise InvalidInputError(f"tolerance must be positive, got {tolerance}")
+        self.timeout = timeout
+        self.tolerance = float(tolerance)
+        self.domain = domain
+
+    def compute_pointwise_robustness(
+        self, network: Network, x_0: object, epsilon: float, norm: str = "inf"
+    ) -> VerificationResult:
+        """Exact distance from ``x_0`` to the nearest adversarial example within ``epsilon``."""
+        from verifiNN.solvers.distance_milp import minimal_adversarial_distance
+
+        x, eps = check_point(network, x_0, epsilon)
+        label = int(network.classify(x))
+        if eps == 0:
+            return robustness_result(network, self.name, label, norm, eps, 0.0, None, None, 0.0)
+        found = minimal_adversarial_distance(
+            network, x, eps, norm, label, self.timeout, self.tolerance, domain=self.domain
+        )
+        if found.status == "exact":
+            return robustness_result(
+                network, self.name, label, norm, eps, found.lower, found.upper, found.example,
+                self.tolerance, exact=found.lower, statistics=found.statistics,
+            )  # fmt: skip
+        return robustness_result(
+            network, self.name, label, norm, eps, found.lower, found.upper, found.example,
+            self.tolerance, statistics=found.statistics, timed_out=found.status == "bracket",
+        )  # fmt: skip
+
+    def verify_epsilon_robustness(
+        self, network: Network, x_0: object, epsilon: float
+    ) -> VerificationResult:
+        """Whether an adversarial example exists in the L-inf ball, by the MILP."""
+        from verifiNN.solvers.milp import milp_verify
+        from verifiNN.specs import robustness_spec
+
+        x, eps = check_point(network, x_0, epsilon)
+        label = int(network.classify(x))
+        spec = robustness_spec(network, x, eps, label=label, domain=self.domain)
+        result = milp_verify(network, spec, timeout=self.timeout)
+        example = result.get("adversarial_example")
+        if result.verdict is Verdict.SAT and int(network.classify(example)) == label:
+            # a tie under the VNN-LIB convention that the tie rule resolves for the label
+            return VerificationResult.make(Verdict.UNKNOWN, method=self.name, label=label)
+        return VerificationResult.make(
+            result.verdict,
+            method=self.name,
+            adversarial_example=example,
+            label=label,
+            statistics=result.get("statistics"),
+        )
+
+
+def robustness_result(
+    network: Network,
+    method: str,
+    label: int,
+    norm: str,
+    epsilon: float,
+    lower: float,
+    upper: float | None,
+    example: np.ndarray | None,
+    tolerance: float,
+    *,
+    exact: float | None = None,
+    timed_out: bool = False,
+    statistics: dict | None = None,
+) -> VerificationResult:
+    """The result of ``compute_pointwise_robustness`` from a bracket.
+
+    Args:
+        lower: proved lower bound of the distance (``epsilon`` or more: robust).
+        upper: distance of ``example``, a confirmed adversarial example, or ``None``.
+        tolerance: the bracket counts as exact when narrower than
+            ``tolerance * max(1, epsilon)``.
+        exact: the exact minimum when the method proved it.
+    """
+    if example is not None:
+        example = np.asarray(example, np.float64)
+        if len(network.input_shape) > 1:
+            example = example.reshape(network.input_shape)
+    if lower >= epsilon and example is None:
+        verdict, status, value = Verdict.UNSAT, "robust", None
+    elif example is not None:
+        verdict = Verdict.SAT
+        if exact is not None or upper - lower <= tolerance * max(1.0, epsilon):
+            status, value = "exact", exact if exact is not None else upper
+        else:
+            status, value = "bracket" if lower > 0 else "upper_bound", upper
+    else:
+        verdict = Verdict.TIMEOUT if timed_out else Verdict.UNKNOWN
+        status, value = ("lower_bound" if lower > 0 else "unknown"), None
+    return VerificationResult.make(
+        verdict,
+        method=method,
+        adversarial_example=example,
+        pointwise_robustness=value,
+        lower_bound=lower,
+        upper_bound=upper,
+        status=status,
+        norm=normalize_norm(norm),
+        label=label,
+        adversarial_label=None if example is None else int(network.classify(example)),
+        statistics=statistics or {},
+    )

@@ -1,32 +1,24 @@
 """``CROWNVerifier``: the seed's verifier API backed by CROWN or alpha-CROWN bounds.
 
-Bounds prove robustness but never find adversarial examples, so the answers
-are ``robust`` or ``unknown`` (never ``not_robust``), and
-``pointwise_robustness`` (the distance of an adversarial example found) stays
-``None``. ``compute_pointwise_robustness`` reports instead a *certified lower
-bound* on the distance to the nearest adversarial example: the largest L-inf
-radius in ``[0, epsilon]`` that the bounds prove, found by a batched
-bisection (a grid of radii is bounded in one batched call, then the grid is
-refined around the largest proved radius).
+``verify_epsilon_robustness`` answers ``robust`` or ``unknown`` from the bounds
+alone. ``compute_pointwise_robustness`` brackets the distance to the nearest
+adversarial example: a *certified lower bound*, the largest radius in
+``[0, epsilon]`` that the bounds prove (a batched bisection over radii), and,
+unless switched off, an attack's *upper bound* with its adversarial example.
 """
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 
-from verifiNN.bounds.api import bound_graph, prepare_rows, run_method
-from verifiNN.bounds.graph import BoundGraph
-from verifiNN.bounds.regions import BoxInput
 from verifiNN.bounds.types import AlphaOptions, CrownOptions
 from verifiNN.bounds.verify import verify
 from verifiNN.errors import InvalidInputError
 from verifiNN.models.network import Network
 from verifiNN.results import Verdict, VerificationResult
 from verifiNN.specs import robustness_spec
-from verifiNN.verifier import Verifier, check_point
+from verifiNN.verifier import Verifier, check_point, robustness_result
 
 __all__ = ["CROWNVerifier"]
 
@@ -40,6 +32,9 @@ class CROWNVerifier(Verifier):
         grid: radii bounded per batched call of the bisection.
         tolerance: the bisection stops when the bracket is below
             ``tolerance * epsilon``.
+        attack: look for adversarial examples (an upper bound of the distance)
+            in ``compute_pointwise_robustness``.
+        attack_timeout: seconds for that search.
         dtype: computation dtype.
         device: computation device.
     """
@@ -52,6 +47,8 @@ class CROWNVerifier(Verifier):
         tolerance: float = 1e-3,
         dtype: torch.dtype = torch.float64,
         device: torch.device | str | None = None,
+        attack: bool = True,
+        attack_timeout: float | None = 10.0,
     ) -> None:
         if method not in ("crown", "alpha-crown"):
             raise InvalidInputError(f"method must be 'crown' or 'alpha-crown', got {method!r}")
@@ -64,6 +61,8 @@ class CROWNVerifier(Verifier):
         self.tolerance = float(tolerance)
         self.dtype = dtype
         self.device = device
+        self.attack = attack
+        self.attack_timeout = attack_timeout
 
     def verify_epsilon_robustness(
         self, network: Network, x_0: object, epsilon: float
@@ -91,68 +90,48 @@ class CROWNVerifier(Verifier):
         )
 
     def compute_pointwise_robustness(
-        self, network: Network, x_0: object, epsilon: float
+        self, network: Network, x_0: object, epsilon: float, norm: str = "inf"
     ) -> VerificationResult:
-        """Certified lower bound on the distance to the nearest adversarial example.
+        """Bracket the distance to the nearest adversarial example within ``epsilon``.
+
+        ``lower_bound`` is the largest radius the bounds prove
+        (:func:`verifiNN.robustness.certified_radius`); with ``attack`` on,
+        ``upper_bound`` is the distance of the nearest adversarial example a
+        PGD attack finds (:func:`verifiNN.robustness.attack_radius`), which
+        is also ``pointwise_robustness`` and ``adversarial_example``.
 
         Returns:
             ``robust`` (verdict ``unsat``) when ``epsilon`` itself is proved,
-            else ``unknown``; ``lower_bound`` is the largest proved radius in
-            ``[0, epsilon]`` (0.0 when not even ``x_0`` itself is proved, e.g.
-            on a tie); ``pointwise_robustness`` and ``adversarial_example`` are
-            ``None`` (bounds find no examples).
+            ``not_robust`` (``sat``) when an example was found, else
+            ``unknown``; ``status`` is ``'robust'``, ``'exact'`` (the bounds
+            meet to ``tolerance``), ``'bracket'`` or ``'lower_bound'``.
         """
+        # imported here: verifiNN.robustness itself imports the bounds package
+        from verifiNN.robustness import attack_radius, certified_radius
+
         x, eps = check_point(network, x_0, epsilon)
         label = int(network.classify(np.array(x)))
-        graph = bound_graph(network, self.dtype, self.device)
-        spec = robustness_spec(graph.network, x, eps, label=label)
-        C = prepare_rows(
-            np.concatenate([h.C for h in spec.cases[0].unsafe]),
-            graph.network.output_size,
-            1,
-            self.dtype,
-            graph.device,
-        )
-        center = torch.as_tensor(x, dtype=self.dtype, device=graph.device)
-        best, high = 0.0, eps  # best: largest proved radius; high: an unproved one
-        if bool(self._proved(graph, C, center, np.array([eps]))[0]):
-            best = eps
-        calls = 1
-        rounds = 1 + math.ceil(math.log(1 / self.tolerance) / math.log(self.grid + 1))
-        while calls <= rounds and high - best > self.tolerance * eps:
-            radii = best + (high - best) * np.arange(1, self.grid + 1) / (self.grid + 1)
-            ok = self._proved(graph, C, center, radii)
-            calls += 1
-            if ok.any():
-                k = int(np.flatnonzero(ok).max())
-                best, high = float(radii[k]), float(radii[k + 1]) if k + 1 < len(radii) else high
-            else:
-                high = float(radii[0])
-        verdict = Verdict.UNSAT if best >= eps else Verdict.UNKNOWN
-        return VerificationResult.make(
-            verdict,
-            method=self.method,
-            label=label,
-            lower_bound=best,
-            upper_bound=None,
-            statistics={"bound_calls": calls, "unproved_radius": high},
-        )
-
-    def _proved(
-        self, graph: BoundGraph, C: torch.Tensor, center: torch.Tensor, radii: np.ndarray
-    ) -> np.ndarray:
-        """Which L-inf radii around ``center`` the bounds prove (one batched call)."""
-        r = torch.as_tensor(radii, dtype=self.dtype, device=center.device).unsqueeze(1)
-        zero = torch.zeros(1, C.shape[1], dtype=self.dtype, device=center.device)
-        with torch.set_grad_enabled(self.method == "alpha-crown"):
-            lower, _, _ = run_method(
-                self.method,
-                graph,
-                BoxInput(center - r, center + r),
-                C,
-                None,
-                self.options,
-                zero,
-                lambda margin: bool((margin > 0).all()),
+        lower, calls = (0.0, 0)
+        if eps > 0:
+            lower, calls = certified_radius(
+                network,
+                x,
+                eps,
+                norm,
+                method=self.method,
+                label=label,
+                options=self.options,
+                grid=self.grid,
+                tolerance=self.tolerance,
+                dtype=self.dtype,
+                device=self.device,
             )
-        return (lower.detach() > 0).all(dim=1).cpu().numpy()
+        upper, example = None, None
+        if self.attack and lower < eps:
+            upper, example = attack_radius(
+                network, x, eps, norm, label=label, lower=lower, timeout=self.attack_timeout
+            )
+        return robustness_result(
+            network, self.method, label, norm, eps, lower, upper, example, self.tolerance,
+            statistics={"bound_calls": calls},
+        )  # fmt: skip

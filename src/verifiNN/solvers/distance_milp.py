@@ -224,9 +224,7 @@ class _Search:
         rounds = MAX_L2_ROUNDS if self.norm == "2" else 1
         lower = 0.0
         for _ in range(rounds):
-            solution = model.solve_mip(
-                self.remaining(), cutoff=cutoff, rel_gap=0.0, abs_gap=gap
-            )
+            solution = model.solve_mip(self.remaining(), cutoff=cutoff, rel_gap=0.0, abs_gap=gap)
             self.stats["milps"] += 1
             if solution.status is LPStatus.TIME_LIMIT:
                 self.unfinished.add(j)

@@ -1,0 +1,215 @@
+"""Pointwise robustness: the distance from ``x_0`` to the nearest adversarial example.
+
+Three ways to pin the distance down, in any of the norms L-inf, L-1, L-2:
+
+* :func:`certified_radius`: a proved lower bound, the largest radius on which
+  sound bounds (CROWN, Zhang et al. 2018; alpha-CROWN, Xu et al. 2021) show
+  that no class beats the label, by a batched bisection over radii;
+* :func:`attack_radius`: an upper bound, the distance of a confirmed
+  adversarial example. PGD (Madry et al. 2018) searches a ball, the example is
+  pulled back along the segment to ``x_0`` as far as it stays adversarial,
+  and the radius is bisected between the certified bound and the best
+  example;
+* :func:`verifiNN.solvers.distance_milp.minimal_adversarial_distance`: the exact
+  minimum by MILP (Tjeng et al. 2019), for MLPs small enough.
+
+An adversarial example changes the label under the network's tie rule (the
+lowest index wins), checked by a plain float64 forward pass.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import torch
+
+from verifiNN.bounds.api import bound_graph, prepare_rows, run_method
+from verifiNN.bounds.regions import BallInput, BoxInput
+from verifiNN.bounds.types import AlphaOptions, CrownOptions
+from verifiNN.errors import InvalidInputError
+from verifiNN.models.network import Network
+from verifiNN.search.attack import attack
+from verifiNN.specs import normalize_norm, robustness_spec
+
+__all__ = ["attack_radius", "certified_radius", "norm_distance"]
+
+_ORD = {"inf": np.inf, "1": 1, "2": 2}
+
+
+def norm_distance(x: np.ndarray, x_0: np.ndarray, norm: str) -> float:
+    """``||x - x_0||`` in ``norm`` (``'inf'``, ``'1'`` or ``'2'``)."""
+    return float(np.linalg.norm(np.ravel(x) - np.ravel(x_0), ord=_ORD[norm]))
+
+
+def certified_radius(
+    network: Network,
+    x_0: np.ndarray,
+    epsilon: float,
+    norm: str = "inf",
+    *,
+    method: str = "crown",
+    label: int | None = None,
+    options: CrownOptions | AlphaOptions | None = None,
+    domain: tuple[float, float] | None = None,
+    grid: int = 16,
+    tolerance: float = 1e-3,
+    dtype: torch.dtype = torch.float64,
+    device: torch.device | str | None = None,
+) -> tuple[float, int]:
+    """The largest radius in ``[0, epsilon]`` on which the bounds prove the label.
+
+    A grid of ``grid`` radii is bounded in one batched call, then the grid is
+    refined between the largest proved and the smallest unproved radius until
+    the bracket is below ``tolerance * epsilon``.
+
+    Args:
+        network: the network (any graph the bounds support).
+        x_0: the reference input.
+        epsilon: the largest radius considered.
+        norm: ``'inf'``, ``'1'`` or ``'2'``.
+        method: ``'crown'`` or ``'alpha-crown'``.
+        label: the class to keep (default: the network's class of ``x_0``).
+        options: options of ``method``.
+        domain: optional ``(lo, hi)`` valid-input box the balls are clipped to.
+        grid: radii bounded per call.
+        tolerance: relative accuracy of the radius.
+        dtype: bound arithmetic precision.
+        device: computation device.
+
+    Returns:
+        ``(radius, bound calls)``; the radius is ``0.0`` when not even a tiny
+        ball is proved (e.g. on a tie at ``x_0``).
+    """
+    if method not in ("crown", "alpha-crown"):
+        raise InvalidInputError(f"method must be 'crown' or 'alpha-crown', got {method!r}")
+    if grid < 2 or not 0 < tolerance < 1:
+        raise InvalidInputError("grid must be >= 2 and tolerance in (0, 1)")
+    norm = normalize_norm(norm)
+    x_0 = np.asarray(x_0, np.float64).ravel()
+    graph = bound_graph(network, dtype, device)
+    spec = robustness_spec(graph.network, x_0, epsilon, norm, label=label)
+    C = prepare_rows(
+        np.concatenate([h.C for h in spec.cases[0].unsafe]),
+        graph.network.output_size,
+        1,
+        dtype,
+        graph.device,
+    )
+    center = torch.as_tensor(x_0, dtype=dtype, device=graph.device)
+    low, high = (-math.inf, math.inf) if domain is None else domain
+
+    def proved(radii: np.ndarray) -> np.ndarray:
+        r = torch.as_tensor(radii, dtype=dtype, device=graph.device)
+        B = r.shape[0]
+        lo = torch.full((B, center.numel()), low, dtype=dtype, device=graph.device)
+        hi = torch.full((B, center.numel()), high, dtype=dtype, device=graph.device)
+        centers = center.expand(B, -1)
+        if norm == "inf":
+            region = BoxInput(
+                torch.maximum(centers - r[:, None], lo), torch.minimum(centers + r[:, None], hi)
+            )
+        else:
+            region = BallInput(centers, r, norm, lo, hi)
+        zero = torch.zeros(1, C.shape[1], dtype=dtype, device=graph.device)
+        with torch.set_grad_enabled(method == "alpha-crown"):
+            lower, _, _ = run_method(
+                method, graph, region, C, None, options, zero, lambda m: bool((m > 0).all())
+            )
+        return (lower.detach() > 0).all(dim=1).cpu().numpy()
+
+    best, unproved = 0.0, float(epsilon)
+    if bool(proved(np.array([epsilon]))[0]):
+        return float(epsilon), 1
+    calls = 1
+    rounds = 1 + math.ceil(math.log(1 / tolerance) / math.log(grid + 1))
+    while calls <= rounds and unproved - best > tolerance * epsilon:
+        radii = best + (unproved - best) * np.arange(1, grid + 1) / (grid + 1)
+        ok = proved(radii)
+        calls += 1
+        if ok.any():
+            k = int(np.flatnonzero(ok).max())
+            best = float(radii[k])
+            unproved = float(radii[k + 1]) if k + 1 < len(radii) else unproved
+        else:
+            unproved = float(radii[0])
+    return best, calls
+
+
+def attack_radius(
+    network: Network,
+    x_0: np.ndarray,
+    epsilon: float,
+    norm: str = "inf",
+    *,
+    label: int | None = None,
+    lower: float = 0.0,
+    domain: tuple[float, float] | None = None,
+    timeout: float | None = None,
+    rounds: int = 8,
+    seed: int = 0,
+) -> tuple[float | None, np.ndarray | None]:
+    """The distance of the nearest adversarial example an attack finds within ``epsilon``.
+
+    PGD searches the ``epsilon`` ball; a confirmed example is pulled back
+    along the segment to ``x_0`` (bisection on the segment) as far as it stays
+    adversarial. Then the radius is bisected between ``lower`` (e.g. a
+    certified radius) and the best distance, ``rounds`` times.
+
+    Returns:
+        ``(distance, example)``, or ``(None, None)`` when no example was found.
+    """
+    norm = normalize_norm(norm)
+    x_0 = np.asarray(x_0, np.float64).ravel()
+    label = int(network.classify(x_0)) if label is None else int(label)
+    deadline = math.inf if timeout is None else time.perf_counter() + timeout
+    best_distance, best_example = None, None
+    low, high = float(lower), float(epsilon)
+    radius = high
+    for round_ in range(rounds + 1):
+        remaining = deadline - time.perf_counter()
+        if remaining <= 0 or radius <= 0:
+            break
+        spec = robustness_spec(network, x_0, radius, norm, label=label, domain=domain)
+        share = None if math.isinf(remaining) else remaining / (rounds + 1 - round_)
+        found = attack(network, spec, timeout=share, seed=seed + round_)
+        example = None
+        if found.counterexample is not None:
+            example = _pull_back(network, x_0, found.counterexample, label)
+        if example is not None:
+            distance = norm_distance(example, x_0, norm)
+            if best_distance is None or distance < best_distance:
+                best_distance, best_example = distance, example
+            high = min(high, distance)
+        else:
+            if best_distance is None:
+                break  # nothing within epsilon: no point in smaller balls
+            low = radius
+        radius = 0.5 * (low + high)
+        if best_distance is not None and high - low <= 1e-3 * high:
+            break
+    return best_distance, best_example
+
+
+def _pull_back(
+    network: Network, x_0: np.ndarray, x: np.ndarray, label: int, steps: int = 40
+) -> np.ndarray | None:
+    """The point nearest ``x_0`` on the segment ``[x_0, x]`` found adversarial by bisection
+    (``x`` itself when it is the only one); ``None`` when ``x`` is not adversarial."""
+    if int(network.classify(x)) == label:
+        return None
+    inside, outside = 0.0, 1.0  # x_0 + t (x - x_0): label kept at `inside`, changed at `outside`
+    ts = np.linspace(0.0, 1.0, 33)[1:]
+    labels = network.classify(x_0 + ts[:, None] * (x - x_0))
+    changed = np.flatnonzero(labels != label)
+    outside = float(ts[changed[0]])
+    inside = float(ts[changed[0] - 1]) if changed[0] > 0 else 0.0
+    for _ in range(steps):
+        mid = 0.5 * (inside + outside)
+        if int(network.classify(x_0 + mid * (x - x_0))) == label:
+            inside = mid
+        else:
+            outside = mid
+    point = x_0 + outside * (x - x_0)
+    return point if int(network.classify(point)) != label else None
