@@ -333,3 +333,65 @@ def test_vnncomp_scripts(files, tmp_path):
     proc = subprocess.run(run, capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr
     assert read_result(out)[0] is Verdict.UNSAT
+
+
+# ----------------------------------------------------------------- robustness
+def _robustness_files(tmp_path: Path) -> tuple[Path, Path, Network]:
+    rng = np.random.default_rng(41)
+    weights, biases = random_mlp_params(rng, [3, 6, 3])
+    model = write_mlp_onnx(tmp_path / "mlp.onnx", weights, biases)
+    x = tmp_path / "x.npy"
+    np.save(x, rng.uniform(-0.5, 0.5, 3))
+    network = Network(
+        [w.astype(np.float32) for w in weights], [b.astype(np.float32) for b in biases]
+    )
+    return model, x, network
+
+
+@pytest.mark.parametrize("norm", ["inf", "2"])
+def test_robustness_exact_distance_and_example(tmp_path, capfd, norm):
+    model, x, network = _robustness_files(tmp_path)
+    example = tmp_path / "adv.npy"
+    code = main(["robustness", str(model), "--input", str(x), "--exact", "--norm", norm,
+                 "--epsilon", "3", "--save-example", str(example), "-q"])  # fmt: skip
+    out = capfd.readouterr().out.splitlines()
+    assert code == 0
+    word, value = out[0].split()
+    assert word == "exact"
+    fields = dict(line.split(": ", 1) for line in out[1:])
+    x0, adv = np.load(x), np.load(example)
+    assert network.classify(adv) != network.classify(x0) == int(fields["label"])
+    distance = np.linalg.norm(adv - x0, np.inf if norm == "inf" else 2)
+    assert float(value) <= distance <= float(value) + 1e-4
+    assert float(fields["lower bound"]) == pytest.approx(float(value))
+
+
+def test_robustness_bracket_holds_the_exact_distance(tmp_path, capfd):
+    model, x, _ = _robustness_files(tmp_path)
+    assert (
+        main(["robustness", str(model), "--input", str(x), "--epsilon", "3", "--exact", "-q"]) == 0
+    )
+    exact = float(capfd.readouterr().out.split()[1])
+    assert main(["robustness", str(model), "--input", str(x), "--epsilon", "3", "-q"]) == 0
+    out = capfd.readouterr().out.splitlines()
+    fields = dict(line.split(": ", 1) for line in out[1:])
+    assert float(fields["lower bound"]) <= exact + 1e-6
+    if fields["upper bound"] != "none":
+        assert exact <= float(fields["upper bound"]) + 1e-6
+
+
+@pytest.mark.parametrize(
+    ("make_input", "needle"),
+    [
+        (lambda p: np.save(p, np.zeros(5)), "5 values"),
+        (lambda p: p.write_text("not numpy"), "cannot read"),
+        (lambda p: np.save(p, np.array([0.0, np.nan, 0.0])), "NaN"),
+    ],
+)
+def test_robustness_bad_input_is_one_line(tmp_path, capfd, make_input, needle):
+    model, _, _ = _robustness_files(tmp_path)
+    bad = tmp_path / "bad.npy"
+    make_input(bad)
+    assert main(["robustness", str(model), "--input", str(bad)]) == 2
+    err = capfd.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "bad.npy" in err[0] and needle in err[0]

@@ -7,6 +7,10 @@ Commands:
   stdout, ``--out`` writes the VNN-COMP result file.
 * ``verifinn bench INSTANCES.csv``: answer a VNN-COMP instance list in one
   process (:func:`verifiNN.bench.run_benchmark`) and print a summary.
+* ``verifinn robustness MODEL.onnx --input X.npy``: the distance from ``X`` to
+  the nearest adversarial example, exact (``--exact``, by MILP) or bracketed by
+  a certified radius and an attack; the first stdout line is the status and
+  the distance or bracket.
 
 Exit codes: 0 when the command ran (whatever the verdicts), 2 for bad input
 (a file the user got wrong: one line ``verifinn: error: ...`` on stderr), 1 for
@@ -29,15 +33,17 @@ import traceback
 import warnings
 from collections.abc import Iterator, Sequence
 
+import numpy as np
 import torch
 
 from verifiNN._version import __version__
 from verifiNN.bench import run_benchmark
 from verifiNN.budget import Budget
-from verifiNN.errors import ResultFileError, VerifiNNError
+from verifiNN.errors import InvalidInputError, ResultFileError, VerifiNNError
 from verifiNN.io import load_onnx, load_vnnlib, vnncomp_word, write_result
 from verifiNN.portfolio import METHODS, verify
 from verifiNN.results import Verdict
+from verifiNN.robustness import load_input, pointwise_robustness, summary_line
 
 __all__ = ["build_parser", "main"]
 
@@ -161,7 +167,52 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(bench)
     bench.set_defaults(handler=_cmd_bench)
+    _robustness_parser(commands)
     return parser
+
+
+def _robustness_parser(commands) -> None:
+    robust = commands.add_parser(
+        "robustness",
+        help="distance from an input to the nearest adversarial example",
+        description="Bracket the distance from an input to the nearest adversarial example "
+        "(a certified radius from bounds and an attack's example), or compute it exactly by "
+        "MILP with --exact. The first stdout line is the status and the distance or bracket.",
+    )
+    robust.add_argument("model", metavar="MODEL.onnx", help="the network")
+    robust.add_argument("--input", required=True, metavar="X.npy", help="the reference input")
+    robust.add_argument("--label", type=_count(0), metavar="L", help="class to keep (default: "
+                        "the network's class of the input)")  # fmt: skip
+    robust.add_argument("--norm", choices=("inf", "1", "2"), default="inf", help="default: inf")
+    robust.add_argument(
+        "--epsilon",
+        type=_positive_float,
+        default=1.0,
+        metavar="E",
+        help="largest distance searched (default: 1)",
+    )
+    robust.add_argument("--exact", action="store_true", help="exact distance by MILP (MLPs)")
+    robust.add_argument(
+        "--bounds",
+        choices=("crown", "alpha-crown"),
+        default="alpha-crown",
+        help="bound method of the certified radius (default: alpha-crown)",
+    )
+    robust.add_argument(
+        "--domain",
+        nargs=2,
+        type=float,
+        metavar=("LO", "HI"),
+        help="valid input range, e.g. 0 1 for images",
+    )
+    robust.add_argument("--timeout", type=_seconds, metavar="S", help="seconds (default: none)")
+    robust.add_argument("--save-example", metavar="FILE.npy", help="write the adversarial example")
+    robust.add_argument(
+        "--threads", type=_count(1), metavar="N", help="torch CPU threads (default: torch's)"
+    )
+    robust.add_argument("-q", "--quiet", action="store_true", help="nothing on stderr")
+    robust.add_argument("-v", "--verbose", action="store_true", help="log on stderr")
+    robust.set_defaults(handler=_cmd_robustness)
 
 
 # ------------------------------------------------------------------ helpers
@@ -290,6 +341,48 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         )
         return EXIT_INTERNAL
     return EXIT_OK
+
+
+def _cmd_robustness(args: argparse.Namespace) -> int:
+    budget = Budget.start(args.timeout)
+    if args.save_example is not None:
+        _check_writable(args.save_example)
+    _set_threads(args.threads)
+    with _stdout_to_stderr():
+        network = load_onnx(args.model)
+        x_0 = load_input(args.input, network)
+        if args.label is not None and args.label >= network.output_size:
+            raise InvalidInputError(
+                f"--label {args.label}: the network has {network.output_size} classes"
+            )
+        domain = tuple(args.domain) if args.domain else None
+        result = pointwise_robustness(
+            network,
+            x_0,
+            args.epsilon,
+            args.norm,
+            exact=args.exact,
+            label=args.label,
+            bounds=args.bounds,
+            domain=domain,
+            timeout=budget.timeout(),
+        )
+        if args.save_example is not None and result.adversarial_example is not None:
+            np.save(args.save_example, np.asarray(result.adversarial_example))
+    print(summary_line(result, args.epsilon), flush=True)
+    print(f"label: {result.label}")
+    print(f"norm: {result.norm}")
+    print(f"lower bound: {_number(result.lower_bound)}")
+    print(f"upper bound: {_number(result.upper_bound)}")
+    if result.adversarial_example is not None:
+        print(f"adversarial label: {result.adversarial_label}")
+    print(f"method: {result.method}")
+    print(f"seconds: {budget.elapsed():.3f}")
+    return EXIT_OK
+
+
+def _number(value: float | None) -> str:
+    return "none" if value is None else f"{value:.9g}"
 
 
 # ------------------------------------------------------------------ entry

@@ -30,10 +30,18 @@ from verifiNN.bounds.regions import BallInput, BoxInput
 from verifiNN.bounds.types import AlphaOptions, CrownOptions
 from verifiNN.errors import InvalidInputError
 from verifiNN.models.network import Network
+from verifiNN.results import VerificationResult
 from verifiNN.search.attack import attack
 from verifiNN.specs import normalize_norm, robustness_spec
 
-__all__ = ["attack_radius", "certified_radius", "norm_distance"]
+__all__ = [
+    "attack_radius",
+    "certified_radius",
+    "load_input",
+    "norm_distance",
+    "pointwise_robustness",
+    "summary_line",
+]
 
 _ORD = {"inf": np.inf, "1": 1, "2": 2}
 
@@ -148,6 +156,7 @@ def attack_radius(
     domain: tuple[float, float] | None = None,
     timeout: float | None = None,
     rounds: int = 8,
+    round_seconds: float = 1.0,
     seed: int = 0,
 ) -> tuple[float | None, np.ndarray | None]:
     """The distance of the nearest adversarial example an attack finds within ``epsilon``.
@@ -155,7 +164,8 @@ def attack_radius(
     PGD searches the ``epsilon`` ball; a confirmed example is pulled back
     along the segment to ``x_0`` (bisection on the segment) as far as it stays
     adversarial. Then the radius is bisected between ``lower`` (e.g. a
-    certified radius) and the best distance, ``rounds`` times.
+    certified radius) and the best distance, ``rounds`` times, each attack
+    capped at ``round_seconds`` (and a share of ``timeout``).
 
     Returns:
         ``(distance, example)``, or ``(None, None)`` when no example was found.
@@ -172,7 +182,7 @@ def attack_radius(
         if remaining <= 0 or radius <= 0:
             break
         spec = robustness_spec(network, x_0, radius, norm, label=label, domain=domain)
-        share = None if math.isinf(remaining) else remaining / (rounds + 1 - round_)
+        share = min(round_seconds, remaining / (rounds + 1 - round_))
         found = attack(network, spec, timeout=share, seed=seed + round_)
         example = None
         if found.counterexample is not None:
@@ -213,3 +223,92 @@ def _pull_back(
             outside = mid
     point = x_0 + outside * (x - x_0)
     return point if int(network.classify(point)) != label else None
+
+
+def pointwise_robustness(
+    network: Network,
+    x_0: np.ndarray,
+    epsilon: float,
+    norm: str = "inf",
+    *,
+    exact: bool = False,
+    label: int | None = None,
+    bounds: str = "alpha-crown",
+    domain: tuple[float, float] | None = None,
+    timeout: float | None = None,
+) -> VerificationResult:
+    """The distance from ``x_0`` to the nearest adversarial example within ``epsilon``.
+
+    With ``exact`` the MILP minimum (MLPs; a bracket when ``timeout`` cuts it
+    short), else the bracket of :func:`certified_radius` by ``bounds`` and
+    :func:`attack_radius`. The result has the keys of
+    ``Verifier.compute_pointwise_robustness`` (``status``, ``lower_bound``,
+    ``upper_bound``, ``pointwise_robustness``, ``adversarial_example``).
+    """
+    from verifiNN.solvers.distance_milp import minimal_adversarial_distance
+    from verifiNN.verifier import robustness_result
+
+    start = time.perf_counter()
+    norm = normalize_norm(norm)
+    x_0 = np.asarray(x_0, np.float64).ravel()
+    label = int(network.classify(x_0)) if label is None else int(label)
+    if exact:
+        found = minimal_adversarial_distance(
+            network, x_0, epsilon, norm, label, timeout, domain=domain
+        )
+        return robustness_result(
+            network, "milp", label, norm, epsilon, found.lower, found.upper, found.example,
+            1e-6, exact=found.lower if found.status == "exact" else None,
+            timed_out=found.status == "bracket", statistics=found.statistics,
+        )  # fmt: skip
+    lower, calls = certified_radius(
+        network, x_0, epsilon, norm, method=bounds, label=label, domain=domain
+    )
+    upper, example = None, None
+    if lower < epsilon:
+        remaining = None if timeout is None else max(0.0, timeout - (time.perf_counter() - start))
+        upper, example = attack_radius(
+            network, x_0, epsilon, norm, label=label, lower=lower, domain=domain, timeout=remaining
+        )
+    return robustness_result(
+        network, bounds, label, norm, epsilon, lower, upper, example, 1e-3,
+        statistics={"bound_calls": calls},
+    )  # fmt: skip
+
+
+def summary_line(result: VerificationResult, epsilon: float) -> str:
+    """One line: the status and the distance (``exact``), bracket or proved radius."""
+    status = result.get("status", "unknown")
+    if status == "exact":
+        return f"exact {result.pointwise_robustness:.9g}"
+    if status in ("bracket", "upper_bound"):
+        return f"bracket {result.lower_bound:.9g} {result.upper_bound:.9g}"
+    if status == "robust":
+        return f"robust >{epsilon:.9g}"
+    if status == "lower_bound":
+        return f"lower_bound {result.lower_bound:.9g}"
+    return "unknown"
+
+
+def load_input(path: str, network: Network) -> np.ndarray:
+    """A reference input from a ``.npy`` file, checked against the network's input size.
+
+    Raises:
+        InvalidInputError: an unreadable file, a size that does not fit, or
+            values that are not finite (each message names the file).
+    """
+    try:
+        x = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise InvalidInputError(f"{path}: cannot read a NumPy array: {exc}") from exc
+    if not np.issubdtype(x.dtype, np.number):
+        raise InvalidInputError(f"{path}: expected numbers, got dtype {x.dtype}")
+    if x.size != network.input_size:
+        raise InvalidInputError(
+            f"{path}: {x.size} values of shape {x.shape}, but the network takes "
+            f"{network.input_size} (shape {network.input_shape})"
+        )
+    x = x.astype(np.float64).ravel()
+    if not np.all(np.isfinite(x)):
+        raise InvalidInputError(f"{path}: the input contains NaN or inf")
+    return x
