@@ -36,7 +36,9 @@ from verifiNN.specs import normalize_norm, robustness_spec
 
 __all__ = [
     "attack_radius",
+    "bracket_robustness",
     "certified_radius",
+    "exact_robustness",
     "load_input",
     "norm_distance",
     "pointwise_robustness",
@@ -225,6 +227,81 @@ def _pull_back(
     return point if int(network.classify(point)) != label else None
 
 
+def exact_robustness(
+    network: Network,
+    x_0: np.ndarray,
+    epsilon: float,
+    norm: str = "inf",
+    *,
+    label: int | None = None,
+    timeout: float | None = None,
+    tolerance: float = 1e-6,
+    domain: tuple[float, float] | None = None,
+) -> VerificationResult:
+    """The exact distance by MILP as a ``compute_pointwise_robustness`` result
+    (:func:`verifiNN.solvers.distance_milp.minimal_adversarial_distance`; MLPs).
+
+    When ``timeout`` cuts the MILPs short, the bracket found so far.
+    """
+    from verifiNN.solvers.distance_milp import minimal_adversarial_distance
+    from verifiNN.verifier import robustness_result
+
+    found = minimal_adversarial_distance(
+        network, x_0, epsilon, norm, label, timeout, tolerance, domain=domain
+    )
+    return robustness_result(
+        network, "milp", found.label, norm, epsilon, found.lower, found.upper, found.example,
+        tolerance, exact=found.lower if found.status == "exact" else None,
+        timed_out=found.status == "bracket", statistics=found.statistics,
+    )  # fmt: skip
+
+
+def bracket_robustness(
+    network: Network,
+    x_0: np.ndarray,
+    epsilon: float,
+    norm: str = "inf",
+    *,
+    label: int | None = None,
+    method: str = "alpha-crown",
+    options: CrownOptions | AlphaOptions | None = None,
+    domain: tuple[float, float] | None = None,
+    attack: bool = True,
+    attack_timeout: float | None = None,
+    grid: int = 16,
+    tolerance: float = 1e-3,
+    dtype: torch.dtype = torch.float64,
+    device: torch.device | str | None = None,
+) -> VerificationResult:
+    """The bracket ``[certified_radius, attack_radius]`` as a
+    ``compute_pointwise_robustness`` result.
+
+    ``method``, ``options``, ``grid``, ``tolerance``, ``dtype`` and ``device``
+    go to :func:`certified_radius`; with ``attack``, :func:`attack_radius`
+    searches for ``attack_timeout`` seconds above the certified radius.
+    """
+    from verifiNN.verifier import robustness_result
+
+    x_0 = np.asarray(x_0, np.float64).ravel()
+    label = int(network.classify(x_0)) if label is None else int(label)
+    lower, calls = 0.0, 0
+    if epsilon > 0:
+        lower, calls = certified_radius(
+            network, x_0, epsilon, norm, method=method, label=label, options=options,
+            domain=domain, grid=grid, tolerance=tolerance, dtype=dtype, device=device,
+        )  # fmt: skip
+    upper, example = None, None
+    if attack and lower < epsilon:
+        upper, example = attack_radius(
+            network, x_0, epsilon, norm, label=label, lower=lower, domain=domain,
+            timeout=attack_timeout,
+        )  # fmt: skip
+    return robustness_result(
+        network, method, label, norm, epsilon, lower, upper, example, tolerance,
+        statistics={"bound_calls": calls},
+    )  # fmt: skip
+
+
 def pointwise_robustness(
     network: Network,
     x_0: np.ndarray,
@@ -239,40 +316,21 @@ def pointwise_robustness(
 ) -> VerificationResult:
     """The distance from ``x_0`` to the nearest adversarial example within ``epsilon``.
 
-    With ``exact`` the MILP minimum (MLPs; a bracket when ``timeout`` cuts it
-    short), else the bracket of :func:`certified_radius` by ``bounds`` and
-    :func:`attack_radius`. The result has the keys of
+    With ``exact`` the MILP minimum (:func:`exact_robustness`; ``timeout``
+    bounds the whole call), else the bracket of :func:`bracket_robustness`
+    with ``bounds`` (``timeout`` bounds the attack; the certified bisection is
+    a handful of batched bound calls). The result has the keys of
     ``Verifier.compute_pointwise_robustness`` (``status``, ``lower_bound``,
     ``upper_bound``, ``pointwise_robustness``, ``adversarial_example``).
     """
-    from verifiNN.solvers.distance_milp import minimal_adversarial_distance
-    from verifiNN.verifier import robustness_result
-
-    start = time.perf_counter()
     norm = normalize_norm(norm)
-    x_0 = np.asarray(x_0, np.float64).ravel()
-    label = int(network.classify(x_0)) if label is None else int(label)
     if exact:
-        found = minimal_adversarial_distance(
-            network, x_0, epsilon, norm, label, timeout, domain=domain
+        return exact_robustness(
+            network, x_0, epsilon, norm, label=label, timeout=timeout, domain=domain
         )
-        return robustness_result(
-            network, "milp", label, norm, epsilon, found.lower, found.upper, found.example,
-            1e-6, exact=found.lower if found.status == "exact" else None,
-            timed_out=found.status == "bracket", statistics=found.statistics,
-        )  # fmt: skip
-    lower, calls = certified_radius(
-        network, x_0, epsilon, norm, method=bounds, label=label, domain=domain
-    )
-    upper, example = None, None
-    if lower < epsilon:
-        remaining = None if timeout is None else max(0.0, timeout - (time.perf_counter() - start))
-        upper, example = attack_radius(
-            network, x_0, epsilon, norm, label=label, lower=lower, domain=domain, timeout=remaining
-        )
-    return robustness_result(
-        network, bounds, label, norm, epsilon, lower, upper, example, 1e-3,
-        statistics={"bound_calls": calls},
+    return bracket_robustness(
+        network, x_0, epsilon, norm, label=label, method=bounds, domain=domain,
+        attack_timeout=timeout,
     )  # fmt: skip
 
 

@@ -262,23 +262,16 @@ class MILPVerifier(Verifier):
         self, network: Network, x_0: object, epsilon: float, norm: str = "inf"
     ) -> VerificationResult:
         """Exact distance from ``x_0`` to the nearest adversarial example within ``epsilon``."""
-        from verifiNN.solvers.distance_milp import minimal_adversarial_distance
+        # imported here: verifiNN.robustness imports the bounds, which import this module
+        from verifiNN.robustness import exact_robustness
 
         x, eps = check_point(network, x_0, epsilon)
-        label = int(network.classify(x))
         if eps == 0:
+            label = int(network.classify(x))
             return robustness_result(network, self.name, label, norm, eps, 0.0, None, None, 0.0)
-        found = minimal_adversarial_distance(
-            network, x, eps, norm, label, self.timeout, self.tolerance, domain=self.domain
-        )
-        if found.status == "exact":
-            return robustness_result(
-                network, self.name, label, norm, eps, found.lower, found.upper, found.example,
-                self.tolerance, exact=found.lower, statistics=found.statistics,
-            )  # fmt: skip
-        return robustness_result(
-            network, self.name, label, norm, eps, found.lower, found.upper, found.example,
-            self.tolerance, statistics=found.statistics, timed_out=found.status == "bracket",
+        return exact_robustness(
+            network, x, eps, norm, timeout=self.timeout, tolerance=self.tolerance,
+            domain=self.domain,
         )  # fmt: skip
 
     def verify_epsilon_robustness(

@@ -18,7 +18,7 @@ from verifiNN.errors import InvalidInputError
 from verifiNN.models.network import Network
 from verifiNN.results import Verdict, VerificationResult
 from verifiNN.specs import robustness_spec
-from verifiNN.verifier import Verifier, check_point, robustness_result
+from verifiNN.verifier import Verifier, check_point
 
 __all__ = ["CROWNVerifier"]
 
@@ -107,31 +107,11 @@ class CROWNVerifier(Verifier):
             meet to ``tolerance``), ``'bracket'`` or ``'lower_bound'``.
         """
         # imported here: verifiNN.robustness itself imports the bounds package
-        from verifiNN.robustness import attack_radius, certified_radius
+        from verifiNN.robustness import bracket_robustness
 
         x, eps = check_point(network, x_0, epsilon)
-        label = int(network.classify(np.array(x)))
-        lower, calls = (0.0, 0)
-        if eps > 0:
-            lower, calls = certified_radius(
-                network,
-                x,
-                eps,
-                norm,
-                method=self.method,
-                label=label,
-                options=self.options,
-                grid=self.grid,
-                tolerance=self.tolerance,
-                dtype=self.dtype,
-                device=self.device,
-            )
-        upper, example = None, None
-        if self.attack and lower < eps:
-            upper, example = attack_radius(
-                network, x, eps, norm, label=label, lower=lower, timeout=self.attack_timeout
-            )
-        return robustness_result(
-            network, self.method, label, norm, eps, lower, upper, example, self.tolerance,
-            statistics={"bound_calls": calls},
+        return bracket_robustness(
+            network, x, eps, norm, method=self.method, options=self.options,
+            attack=self.attack, attack_timeout=self.attack_timeout, grid=self.grid,
+            tolerance=self.tolerance, dtype=self.dtype, device=self.device,
         )  # fmt: skip

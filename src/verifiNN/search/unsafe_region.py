@@ -30,6 +30,8 @@ that exact arithmetic would keep.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor
 
@@ -38,6 +40,7 @@ __all__ = ["CombinedRows", "clip_to_unsafe", "combine_conjunctions"]
 _RELATIVE_SLACK = 1e-9
 
 
+@dataclass(frozen=True)
 class CombinedRows:
     """One combined row per disjunct: ``sum_i lambda_i C_i y <= sum_i lambda_i d_i``.
 
@@ -47,8 +50,10 @@ class CombinedRows:
         lower: ``(B, K)`` the combination's lower bound on each box.
     """
 
-    def __init__(self, A: Tensor, c: Tensor, d: Tensor, lower: Tensor) -> None:
-        self.A, self.c, self.d, self.lower = A, c, d, lower
+    A: Tensor
+    c: Tensor
+    d: Tensor
+    lower: Tensor
 
 
 def _box_min(A: Tensor, lo: Tensor, up: Tensor) -> Tensor:

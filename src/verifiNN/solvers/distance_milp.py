@@ -40,6 +40,7 @@ import scipy.sparse as sp
 
 from verifiNN.errors import InvalidInputError
 from verifiNN.models.network import Network
+from verifiNN.robustness import norm_distance
 from verifiNN.solvers.highs import INF, HighsModel, LinearProgram, LPStatus
 from verifiNN.solvers.milp import auto_layer_bounds, encode_mlp, mlp_layers
 from verifiNN.specs import Box, LpBall, normalize_norm
@@ -183,8 +184,7 @@ class _Search:
         return max(0.0, self.deadline - time.perf_counter()) if self.deadline < INF else INF
 
     def distance(self, x: np.ndarray) -> float:
-        order = {"inf": np.inf, "1": 1, "2": 2}[self.norm]
-        return float(np.linalg.norm(x - self.x_0, ord=order))
+        return norm_distance(x, self.x_0, self.norm)
 
     def solve_class(
         self,
