@@ -34,6 +34,7 @@ __all__ = [
     "LpBall",
     "ModelLoadError",
     "Network",
+    "SDPVerifier",
     "SpecError",
     "Specification",
     "UnsupportedModelError",
@@ -50,3 +51,12 @@ __all__ = [
     "verify",
     "write_result",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """``SDPVerifier`` is imported on first use (it loads cvxpy)."""
+    if name == "SDPVerifier":
+        from verifiNN.sdp.verifier import SDPVerifier
+
+        return SDPVerifier
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

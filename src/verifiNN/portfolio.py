@@ -64,7 +64,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-BOUND_METHODS = ("ibp", "crown", "alpha-crown", "lp")
+BOUND_METHODS = ("ibp", "crown", "alpha-crown", "lp", "sdp")
 """Incomplete methods: they prove (``unsat``) or answer ``unknown``."""
 
 #: Input splitting is exponential in the input dimension: ``'auto'`` uses it up to this many inputs.
@@ -213,6 +213,11 @@ def _run_attack(query: _Query, budget: Budget, seed: int) -> _Outcome:
 
 
 def _run_bounds(query: _Query, method: str, options: Any = None) -> _Outcome:
+    if method == "sdp":  # imported here: it loads cvxpy
+        from verifiNN.sdp.verifier import sdp_verify
+
+        result = sdp_verify(query.network, query.spec, options)
+        return _Outcome(Verdict(result.verdict), method, statistics=dict(result.statistics))
     result = bounds_verify(query.network, query.spec, method, options=options, device=query.device)
     return _Outcome(Verdict(result.verdict), method, statistics=dict(result.statistics))
 
@@ -379,8 +384,9 @@ def verify(
             (VNN-COMP convention), so ``sat`` means a counterexample exists.
         method: ``'auto'`` (the portfolio of the module docstring), or one
             engine alone: ``'attack'``, a bound method (``'ibp'``,
-            ``'crown'``, ``'alpha-crown'``, ``'lp'``: ``unsat`` or
-            ``unknown``) or a complete engine of :data:`COMPLETE_ENGINES`
+            ``'crown'``, ``'alpha-crown'``, ``'lp'``, ``'sdp'``: ``unsat``
+            or ``unknown``; ``'sdp'`` is :func:`verifiNN.sdp.sdp_verify`)
+            or a complete engine of :data:`COMPLETE_ENGINES`
             (``'bab'``: box input regions; ``'milp'``: fully connected ReLU
             networks).
         timeout: seconds for the whole call (``None``: no limit). Engines get

@@ -25,7 +25,14 @@ from verifiNN.results import Verdict, VerificationResult
 from verifiNN.solvers.region_lp import RegionLP
 from verifiNN.specs import normalize_norm
 
-__all__ = ["LPVerifier", "MILPVerifier", "Verifier", "check_point", "robustness_result"]
+__all__ = [
+    "LPVerifier",
+    "MILPVerifier",
+    "SDPVerifier",  # noqa: F822 (lazy: module __getattr__)
+    "Verifier",
+    "check_point",
+    "robustness_result",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -350,3 +357,12 @@ def robustness_result(
         adversarial_label=None if example is None else int(network.classify(example)),
         statistics=statistics or {},
     )
+
+
+def __getattr__(name: str) -> object:
+    """``SDPVerifier`` lives in :mod:`verifiNN.sdp` (it imports this module and cvxpy)."""
+    if name == "SDPVerifier":
+        from verifiNN.sdp.verifier import SDPVerifier
+
+        return SDPVerifier
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
