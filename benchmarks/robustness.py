@@ -5,9 +5,10 @@ box is ``[max(x - eps, 0), min(x + eps, 1)]``, so ``x = lo + eps`` where
 ``lo > 0`` and ``x = up - eps`` otherwise (exact for ``eps < 0.5``). For each
 image the script records:
 
-* the exact minimal L-inf adversarial distance by MILP
-  (:func:`verifiNN.solvers.distance_milp.minimal_adversarial_distance`,
-  inputs kept in ``[0, 1]``), or its bracket when the time limit cuts it short;
+* the exact minimal L-inf adversarial distance (inputs kept in ``[0, 1]``) by
+  :func:`verifiNN.robustness.exact_robustness` (certified radius, attack,
+  seeded MILP, then radius bisection by ReLU branch and bound), or its bracket
+  when the time limit cuts it short;
 * the cheap bracket: the alpha-CROWN certified radius and the attack's
   upper bound (:func:`verifiNN.robustness.pointwise_robustness`).
 
@@ -28,8 +29,7 @@ import numpy as np
 import torch
 
 from verifiNN.io import load_onnx, load_vnnlib
-from verifiNN.robustness import pointwise_robustness
-from verifiNN.solvers.distance_milp import minimal_adversarial_distance
+from verifiNN.robustness import exact_robustness, pointwise_robustness
 
 
 def data_folder(argument: str | None) -> Path:
@@ -50,7 +50,7 @@ def main() -> None:
     parser.add_argument("data", nargs="?")
     parser.add_argument("--images", type=int, default=10)
     parser.add_argument("--epsilon", type=float, default=0.06, help="search radius")
-    parser.add_argument("--timeout", type=float, default=120.0, help="seconds per exact MILP")
+    parser.add_argument("--timeout", type=float, default=120.0, help="seconds per exact distance")
     parser.add_argument("--out", default=str(Path(__file__).parent / "out" / "robustness.csv"))
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -61,21 +61,25 @@ def main() -> None:
         box = load_vnnlib(folder / f"prop_{i}_0.03.vnnlib", network).cases[0].input_region
         x = recover_image(np.asarray(box.lower), np.asarray(box.upper), 0.03)
         start = time.perf_counter()
-        exact = minimal_adversarial_distance(
+        exact = exact_robustness(
             network, x, args.epsilon, "inf", timeout=args.timeout, domain=(0.0, 1.0)
         )
         exact_s = time.perf_counter() - start
         start = time.perf_counter()
         cheap = pointwise_robustness(network, x, args.epsilon, "inf", domain=(0.0, 1.0))
         cheap_s = time.perf_counter() - start
+        upper = exact.upper_bound
+        stats = exact.statistics
         row = {
             "image": i,
             "label": exact.label,
             "status": exact.status,
-            "lower": round(exact.lower, 6),
-            "upper": "" if exact.upper is None else round(exact.upper, 6),
-            "milp_s": round(exact_s, 2),
-            "binaries": int(exact.statistics["binaries"]),
+            "lower": round(exact.lower_bound, 7),
+            "upper": "" if upper is None else round(upper, 7),
+            "width": "" if upper is None else f"{upper - exact.lower_bound:.1e}",
+            "exact_s": round(exact_s, 2),
+            "milp_binaries": int(stats.get("milp_binaries", 0)),
+            "bisection_steps": int(stats.get("bisection_steps", 0)),
             "certified": round(cheap.lower_bound, 6),
             "attack": "" if cheap.upper_bound is None else round(cheap.upper_bound, 6),
             "bracket_s": round(cheap_s, 2),

@@ -13,7 +13,9 @@ from scipy.optimize import linprog
 
 from conftest import random_mlp_params
 from verifiNN.bounds import CROWNVerifier
+from verifiNN.errors import InvalidInputError
 from verifiNN.models.network import Network
+from verifiNN.robustness import certified_radius, descend_regions, exact_robustness, narrow_radius
 from verifiNN.solvers.distance_milp import minimal_adversarial_distance
 from verifiNN.verifier import LPVerifier, MILPVerifier
 
@@ -153,3 +155,85 @@ def test_seed_example_gives_half_with_every_verifier() -> None:
         assert result.robustness_status == "not_robust"
         assert np.round(result.pointwise_robustness, 3) == 0.5, type(verifier).__name__
         assert network.classify(result.adversarial_example) == 1
+
+
+# ------------------------------------------------- seeds, radius bisection, region descent
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 100_000), eps=st.floats(0.2, 1.5))
+def test_seeded_milp_agrees_with_the_unseeded(seed: int, eps: float) -> None:
+    """A certified lower bound and an attack incumbent shrink the MILP, not its answer."""
+    network = _tiny_net(seed)
+    x0 = np.random.default_rng(seed + 3).uniform(-1, 1, network.input_size)
+    plain = minimal_adversarial_distance(network, x0, eps, "inf")
+    if plain.status != "exact":
+        return
+    certified, _ = certified_radius(network, x0, eps, "inf")
+    assert certified <= plain.lower + 1e-6
+    incumbent = plain.example + 0.5 * (plain.example - x0)  # further out, still adversarial?
+    if network.classify(incumbent) == network.classify(x0):
+        incumbent = plain.example
+    seeded = minimal_adversarial_distance(
+        network, x0, eps, "inf", lower_bound=certified, incumbent=incumbent
+    )
+    assert seeded.status == "exact"
+    assert seeded.lower == pytest.approx(plain.lower, abs=1e-6)
+    assert network.classify(seeded.example) != network.classify(x0)
+
+
+def test_seeded_milp_rejects_a_non_adversarial_incumbent() -> None:
+    network = _tiny_net(7)
+    x0 = np.zeros(network.input_size)
+    with pytest.raises(InvalidInputError, match="incumbent"):
+        minimal_adversarial_distance(network, x0, 1.0, incumbent=x0)
+
+
+@pytest.mark.parametrize("norm", ["inf", "2"])
+@settings(max_examples=6, deadline=None)
+@given(seed=st.integers(0, 100_000), eps=st.floats(0.3, 1.5))
+def test_radius_bisection_brackets_the_exact_distance(norm: str, seed: int, eps: float) -> None:
+    network = _tiny_net(seed)
+    x0 = np.random.default_rng(seed + 4).uniform(-1, 1, network.input_size)
+    label = int(network.classify(x0))
+    exact = minimal_adversarial_distance(network, x0, eps, norm)
+    lower, upper, example, steps = narrow_radius(
+        network, x0, eps, norm, label=label, timeout=20, width=1e-4
+    )
+    truth = exact.lower if exact.status == "exact" else eps
+    assert steps >= 1
+    assert lower <= truth + 1e-6
+    if example is None:
+        assert exact.status != "exact" or exact.lower > lower - 1e-6
+        return
+    assert network.classify(example) != label
+    assert float(np.linalg.norm(example - x0, ORD[norm])) == pytest.approx(upper, abs=1e-12)
+    assert truth <= upper + 1e-6
+    assert exact.status == "exact", "bisection found an example the MILP missed"
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 100_000))
+def test_region_descent_only_moves_closer(seed: int) -> None:
+    network = _tiny_net(seed)
+    rng = np.random.default_rng(seed + 5)
+    x0 = rng.uniform(-1, 1, network.input_size)
+    label = int(network.classify(x0))
+    points = x0 + rng.uniform(-3, 3, (200, network.input_size))
+    adversarial = points[network.classify(points) != label]
+    if adversarial.size == 0:
+        return
+    start = adversarial[np.argmax(np.abs(adversarial - x0).max(axis=1))]
+    better = descend_regions(network, x0, start, label, domain=(-10.0, 10.0))
+    assert network.classify(better) != label
+    assert np.abs(better - x0).max() <= np.abs(start - x0).max() + 1e-12
+    assert np.all(better >= -10.0) and np.all(better <= 10.0)
+
+
+def test_exact_robustness_is_exact_when_the_milp_is_starved() -> None:
+    """With no MILP time at all, the bisection alone closes the bracket."""
+    W1, b1 = np.eye(2), np.ones(2)
+    W2, b2 = np.array([[0.0, 1.0], [1.0, 0.0]]), np.full(2, 2.0)
+    network = Network([W1, W2], [b1, b2], activation="ReLU", labeler="argmax")
+    result = exact_robustness(network, np.array([1.0, 2.0]), 1.5, timeout=30, milp_share=0.0)
+    assert result.status == "exact"
+    assert result.pointwise_robustness == pytest.approx(0.5, abs=1e-6)
+    assert result.statistics["bisection_steps"] >= 1

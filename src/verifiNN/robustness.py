@@ -28,7 +28,7 @@ import torch
 from verifiNN.bounds.api import bound_graph, prepare_rows, run_method
 from verifiNN.bounds.regions import BallInput, BoxInput
 from verifiNN.bounds.types import AlphaOptions, CrownOptions
-from verifiNN.errors import InvalidInputError
+from verifiNN.errors import InvalidInputError, UnsupportedModelError
 from verifiNN.models.network import Network
 from verifiNN.results import VerificationResult
 from verifiNN.search.attack import attack
@@ -38,8 +38,10 @@ __all__ = [
     "attack_radius",
     "bracket_robustness",
     "certified_radius",
+    "descend_regions",
     "exact_robustness",
     "load_input",
+    "narrow_radius",
     "norm_distance",
     "pointwise_robustness",
     "summary_line",
@@ -167,7 +169,8 @@ def attack_radius(
     along the segment to ``x_0`` (bisection on the segment) as far as it stays
     adversarial. Then the radius is bisected between ``lower`` (e.g. a
     certified radius) and the best distance, ``rounds`` times, each attack
-    capped at ``round_seconds`` (and a share of ``timeout``).
+    capped at ``round_seconds`` (and a share of ``timeout``). In L-inf the best
+    example then descends over activation regions (:func:`descend_regions`).
 
     Returns:
         ``(distance, example)``, or ``(None, None)`` when no example was found.
@@ -201,7 +204,50 @@ def attack_radius(
         radius = 0.5 * (low + high)
         if best_distance is not None and high - low <= 1e-3 * high:
             break
+    if best_example is not None and norm == "inf":
+        best_example = descend_regions(network, x_0, best_example, label, domain)
+        best_distance = norm_distance(best_example, x_0, norm)
     return best_distance, best_example
+
+
+def descend_regions(
+    network: Network,
+    x_0: np.ndarray,
+    example: np.ndarray,
+    label: int,
+    domain: tuple[float, float] | None = None,
+    rounds: int = 8,
+) -> np.ndarray:
+    """A nearer L-inf adversarial example by local search over activation regions.
+
+    Inside the activation region of ``example`` the network is affine, so the
+    nearest point of that region where the example's class beats ``label`` is
+    one LP (the seed's region LP, :class:`verifiNN.solvers.region_lp.RegionLP`,
+    centred at ``x_0`` but on ``example``'s region). Its optimum lies on the
+    region's boundary; the next round starts from the region found there.
+    Every point is confirmed by a forward pass; the nearest confirmed one is
+    returned (``example`` itself when no LP improves on it).
+    """
+    from verifiNN.solvers.region_lp import RegionLP
+
+    if not _is_mlp(network):
+        return example
+    mlp = network.as_mlp()
+    best, best_distance = example, norm_distance(example, x_0, "inf")
+    scale = max(1.0, float(np.max(np.abs(network.get_output(x_0)))))
+    for _ in range(rounds):
+        target = int(network.classify(best))
+        lp = RegionLP(
+            mlp, x_0, best_distance, label, network.labeler, region_of=best, domain=domain
+        )
+        found = lp.solve_class(target, margin=1e-9 * scale)
+        if found.x is None or int(network.classify(found.x)) == label:
+            break
+        distance = norm_distance(found.x, x_0, "inf")
+        if distance >= best_distance * (1 - 1e-9):
+            break
+        best, best_distance = found.x, distance
+    return best
 
 
 def _pull_back(
@@ -227,6 +273,129 @@ def _pull_back(
     return point if int(network.classify(point)) != label else None
 
 
+def narrow_radius(
+    network: Network,
+    x_0: np.ndarray,
+    epsilon: float,
+    norm: str = "inf",
+    *,
+    label: int | None = None,
+    lower: float = 0.0,
+    example: np.ndarray | None = None,
+    domain: tuple[float, float] | None = None,
+    timeout: float | None = None,
+    width: float = 1e-6,
+) -> tuple[float, float | None, np.ndarray | None, int]:
+    """Bisect the radius with a complete verifier: the bracket ``[lower, upper]``
+    of the distance, narrowed until ``upper - lower <= width`` or time runs out.
+
+    Each step decides "no adversarial example within ``r``" by ReLU-splitting
+    branch and bound (beta-CROWN, :func:`verifiNN.search.relu_bab.relu_split_bab`),
+    the bisection on the radius that reduces a minimal-distance question to
+    verification queries (as in Carlini et al. 2017, "Provably Minimally-Distorted
+    Adversarial Examples"). ``unsat`` at ``r`` proves ``lower = r``; ``sat``
+    gives a confirmed example, pulled back towards ``x_0``, whose distance is
+    the new ``upper``. A step that cannot decide in its share of the time is
+    retried at a radius nearer ``lower`` (easier to prove).
+
+    Args:
+        lower: a proved lower bound to start from (e.g. :func:`certified_radius`).
+        example: a confirmed adversarial example to start from (its distance is
+            the starting upper bound).
+        timeout: seconds for the whole narrowing; each step gets at most half of
+            what is left.
+
+    Returns:
+        ``(lower, upper, example, steps)``; ``upper`` and ``example`` are
+        ``None`` when no adversarial example within ``epsilon`` is known.
+    """
+    from verifiNN.budget import Budget
+    from verifiNN.results import Verdict
+    from verifiNN.search.relu_bab import relu_split_bab, supports_relu_split
+
+    norm = normalize_norm(norm)
+    x_0 = np.asarray(x_0, np.float64).ravel()
+    label = int(network.classify(x_0)) if label is None else int(label)
+    upper = None if example is None else norm_distance(example, x_0, norm)
+    deadline = math.inf if timeout is None else time.perf_counter() + timeout
+    steps = 0
+    if not supports_relu_split(network):
+        return lower, upper, example, steps
+    # A new example is often the nearest (after the region descent): first try
+    # to prove the radius just below it, which closes the bracket in one step.
+    closing = upper is not None
+    fraction = 0.5  # where in [lower, upper] to bisect; halved after an undecided step
+    while True:
+        high = float(epsilon) if upper is None else upper
+        remaining = deadline - time.perf_counter()
+        if high - lower <= width or remaining <= 0:
+            break
+        if upper is None and steps == 0:  # the whole ball: a robust proof ends it at once
+            radius = high
+        elif closing:
+            radius = max(lower, high - 0.5 * width)
+        else:
+            radius = lower + fraction * (high - lower)
+        spec = robustness_spec(network, x_0, radius, norm, label=label, domain=domain)
+        share = (0.35 if closing else 0.25) * remaining
+        if share < 0.5 and steps > 0:
+            break  # too little time for a branch and bound to decide anything
+        found = relu_split_bab(network, spec, budget=Budget.start(share))
+        steps += 1
+        if found.verdict is Verdict.UNSAT:
+            lower, fraction, closing = radius, 0.5, False
+        elif found.verdict is Verdict.SAT and found.counterexample is not None:
+            point = _pull_back(network, x_0, found.counterexample[0], label)
+            if point is None:
+                break
+            if norm == "inf":
+                point = descend_regions(network, x_0, point, label, domain)
+            example, upper = point, norm_distance(point, x_0, norm)
+            # close again only after a real improvement (else it is a near tie)
+            closing = high - upper > 0.1 * (high - lower)
+            fraction = 0.5
+        elif closing:
+            closing = False
+        else:
+            fraction *= 0.5  # an easier radius, nearer the proved one
+    return lower, upper, example, steps
+    # A new example is often the nearest (after the region descent): first try
+    # to prove the radius just below it, which closes the bracket in one step.
+    closing = upper is not None
+    while True:
+        high = float(epsilon) if upper is None else upper
+        remaining = deadline - time.perf_counter()
+        if high - lower <= width or remaining <= 0:
+            break
+        if upper is None and steps == 0:  # the whole ball: a robust proof ends it at once
+            radius = high
+        elif closing:
+            radius = max(lower, high - 0.5 * width)
+        else:
+            radius = 0.5 * (lower + high)
+        spec = robustness_spec(network, x_0, radius, norm, label=label, domain=domain)
+        share = (0.35 if closing else 0.25) * remaining
+        if share < 0.5 and steps > 0:
+            break  # too little time for a branch and bound to decide anything
+        found = relu_split_bab(network, spec, budget=Budget.start(share))
+        steps += 1
+        if found.verdict is Verdict.UNSAT:
+            lower = radius
+        elif found.verdict is Verdict.SAT and found.counterexample is not None:
+            point = _pull_back(network, x_0, found.counterexample[0], label)
+            if point is None:
+                break
+            if norm == "inf":
+                point = descend_regions(network, x_0, point, label, domain)
+            example, upper = point, norm_distance(point, x_0, norm)
+            closing = True
+            continue
+        elif not closing:
+            break
+        closing = False
+    return lower, upper, example, steps
+
+
 def exact_robustness(
     network: Network,
     x_0: np.ndarray,
@@ -237,23 +406,87 @@ def exact_robustness(
     timeout: float | None = None,
     tolerance: float = 1e-6,
     domain: tuple[float, float] | None = None,
+    milp_share: float = 0.2,
 ) -> VerificationResult:
-    """The exact distance by MILP as a ``compute_pointwise_robustness`` result
-    (:func:`verifiNN.solvers.distance_milp.minimal_adversarial_distance`; MLPs).
+    """The exact distance as a ``compute_pointwise_robustness`` result.
 
-    When ``timeout`` cuts the MILPs short, the bracket found so far.
+    Four stages, each seeded with the bracket of the ones before:
+
+    1. :func:`certified_radius` (CROWN) proves a lower bound;
+    2. :func:`attack_radius` finds an upper bound (a short PGD);
+    3. the MILP minimum (:func:`verifiNN.solvers.distance_milp.minimal_adversarial_distance`,
+       MLPs only) on the ball of the best example, with the distance bounded
+       below by the certified radius, for ``milp_share`` of the time (30 s
+       without a time limit): exact at once on small networks;
+    4. :func:`narrow_radius` bisects the rest of the bracket with ReLU-splitting
+       branch and bound, which scales further than HiGHS's MILP.
+
+    When time runs out, the bracket found so far (status ``'bracket'``).
     """
     from verifiNN.solvers.distance_milp import minimal_adversarial_distance
     from verifiNN.verifier import robustness_result
 
-    found = minimal_adversarial_distance(
-        network, x_0, epsilon, norm, label, timeout, tolerance, domain=domain
+    start = time.perf_counter()
+    norm = normalize_norm(norm)
+    x_0 = np.asarray(x_0, np.float64).ravel()
+    label = int(network.classify(x_0)) if label is None else int(label)
+
+    def left() -> float | None:
+        return None if timeout is None else max(0.0, timeout - (time.perf_counter() - start))
+
+    stats: dict[str, float] = {}
+    lower, stats["bound_calls"] = certified_radius(
+        network, x_0, epsilon, norm, label=label, domain=domain
+    )
+    upper, example = None, None
+    if lower < epsilon:
+        upper, example = attack_radius(
+            network, x_0, epsilon, norm, label=label, lower=lower, domain=domain,
+            timeout=min(2.0, 0.05 * (left() or 40.0)), round_seconds=0.25,
+        )  # fmt: skip
+    exact = None
+    if lower < epsilon and _is_mlp(network):
+        found = minimal_adversarial_distance(
+            network, x_0, epsilon, norm, label, 30.0 if timeout is None else milp_share * timeout,
+            tolerance, domain=domain, lower_bound=lower, incumbent=example,
+        )  # fmt: skip
+        stats.update({f"milp_{k}": v for k, v in found.statistics.items()})
+        lower = max(lower, found.lower)
+        if found.example is not None:
+            upper, example = found.upper, found.example
+            if found.status != "exact" and norm == "inf":
+                example = descend_regions(network, x_0, example, label, domain)
+                upper = norm_distance(example, x_0, norm)
+        if found.status == "exact":
+            exact = found.lower
+        elif found.status == "robust":
+            lower = epsilon
+    if exact is None and lower < epsilon:
+        high = float(epsilon) if upper is None else upper
+        if high - lower > tolerance:
+            lower, upper, example, stats["bisection_steps"] = narrow_radius(
+                network, x_0, epsilon, norm, label=label, lower=lower, example=example,
+                domain=domain, timeout=left(), width=tolerance,
+            )  # fmt: skip
+    stats["seconds"] = time.perf_counter() - start
+    closed = exact is not None or lower >= epsilon or (
+        upper is not None and upper - lower <= tolerance
     )
     return robustness_result(
-        network, "milp", found.label, norm, epsilon, found.lower, found.upper, found.example,
-        tolerance, exact=found.lower if found.status == "exact" else None,
-        timed_out=found.status == "bracket", statistics=found.statistics,
+        network, "milp", label, norm, epsilon, lower, upper, example, tolerance,
+        exact=exact, timed_out=not closed, statistics=stats,
     )  # fmt: skip
+
+
+def _is_mlp(network: Network) -> bool:
+    """Whether ``network`` is a ReLU MLP the MILP encodes."""
+    from verifiNN.solvers.milp import mlp_layers
+
+    try:
+        mlp = mlp_layers(network)[0]
+    except UnsupportedModelError:
+        return False
+    return all(a in ("ReLU", "Id") for a in mlp.activations)
 
 
 def bracket_robustness(

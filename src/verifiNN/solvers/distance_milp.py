@@ -90,6 +90,8 @@ def minimal_adversarial_distance(
     tolerance: float = 1e-6,
     margin: float = 1e-7,
     domain: tuple[float, float] | None = None,
+    lower_bound: float = 0.0,
+    incumbent: np.ndarray | None = None,
 ) -> MinimalDistance:
     """Exact minimal adversarial distance in ``norm`` within ``epsilon`` of ``x_0``.
 
@@ -105,6 +107,12 @@ def minimal_adversarial_distance(
         margin: score margin of the confirmed example, relative to
             ``max(1, max|y(x_0)|)``.
         domain: optional ``(lo, hi)`` valid-input box, e.g. ``(0, 1)`` for images.
+        lower_bound: a proved lower bound of the distance (e.g. a certified
+            radius, :func:`verifiNN.robustness.certified_radius`), imposed on
+            the distance column.
+        incumbent: a known adversarial example (e.g. an attack's). The minimum
+            lies within its distance, so the ball shrinks to it (tighter
+            big-M bounds, fewer unstable ReLUs) and it is every MILP's cutoff.
 
     Returns:
         A :class:`MinimalDistance`.
@@ -123,17 +131,26 @@ def minimal_adversarial_distance(
     label = int(network.classify(x_0)) if label is None else int(label)
     if not 0 <= label < scores.size:
         raise InvalidInputError(f"label {label} is not a class of a {scores.size}-output network")
-    region = _region(x_0, epsilon, norm, domain)
+    search = _Search(network, x_0, label, norm, deadline, tolerance, {})
+    best = _Best()
+    if incumbent is not None:
+        point, distance, adv = search.confirm(np.asarray(incumbent, np.float64).ravel())
+        if point is None:
+            raise InvalidInputError("the incumbent is not an adversarial example of x_0")
+        if distance <= epsilon:  # the minimum is within the incumbent's ball
+            best = _Best(distance - 0.1 * tolerance, distance, point, adv)
+    radius = float(epsilon) if best.distance is None else best.distance
+    lower_bound = min(max(0.0, float(lower_bound)), radius)
+    region = _region(x_0, radius, norm, domain)
     mlp = mlp_layers(network)[0]
     pairs, _, _ = auto_layer_bounds(network, region, None, "auto", None)
     encoding = encode_mlp(mlp, region, pairs)
-    base, r = _with_distance(encoding.lp, encoding.x, x_0, epsilon, norm)
+    base, r = _with_distance(encoding.lp, encoding.x, x_0, radius, norm)
+    base.col_lower[r] = lower_bound
     sign = 1.0 if network.labeler == "argmax" else -1.0
     tau = margin * max(1.0, float(np.max(np.abs(scores))))
-    stats = {"milps": 0.0, "binaries": float(encoding.binaries), "classes_pruned": 0.0}
-    search = _Search(network, x_0, label, norm, deadline, tolerance, stats)
-
-    best = _Best()
+    search.stats.update(milps=0.0, binaries=float(encoding.binaries), classes_pruned=0.0)
+    stats = search.stats
     competitors = sorted(
         (j for j in range(scores.size) if j != label),
         key=lambda j: sign * (scores[label] - scores[j]),
@@ -144,7 +161,7 @@ def minimal_adversarial_distance(
         row[encoding.y[j]], row[encoding.y[label]] = sign, -sign
         lowers.append(search.solve_class(base, r, encoding.x, row, j, tau, best))
     stats["seconds"] = time.perf_counter() - start
-    lower = min([epsilon, *lowers])
+    lower = max(lower_bound, min([epsilon, best.boundary, *lowers]))
     timed_out = any(not search.finished(j) for j in competitors)
     if best.example is None and not timed_out and lower >= epsilon - tolerance:
         return MinimalDistance("robust", epsilon, None, None, None, label, norm, stats)
@@ -206,12 +223,12 @@ class _Search:
         lower, x = self._minimise(model, r, x_cols, best.boundary, j)
         if x is None:
             return lower
-        point, distance, adv = self._confirm(x)
+        point, distance, adv = self.confirm(x)
         if point is None:  # on the boundary under the tie rule: ask for a margin
             model = HighsModel(_add_row(base, row, tau))
             _, x_margin = self._minimise(model, r, x_cols, INF, j)
             if x_margin is not None:
-                point, distance, adv = self._confirm(x_margin)
+                point, distance, adv = self.confirm(x_margin)
         if point is not None and lower < best.boundary:
             best.boundary, best.distance, best.example, best.label = lower, distance, point, adv
         return lower
@@ -250,7 +267,7 @@ class _Search:
         self.unfinished.add(j)
         return lower, x
 
-    def _confirm(self, x: np.ndarray) -> tuple[np.ndarray | None, float | None, int | None]:
+    def confirm(self, x: np.ndarray) -> tuple[np.ndarray | None, float | None, int | None]:
         """``x`` when a float64 forward pass gives it another label than ``x_0``."""
         adv = int(self.network.classify(x))
         if adv == self.label:

@@ -70,6 +70,9 @@ class RegionLP:
         label: the label of ``x_0``.
         labeler: ``'argmax'`` or ``'argmin'``.
         rows_per_round: how many violated region rows are added per round.
+        region_of: the point whose activation region is searched (default
+            ``x_0``); distances are still measured from ``x_0``.
+        domain: optional ``(lo, hi)`` valid-input box the search stays in.
     """
 
     def __init__(
@@ -80,13 +83,18 @@ class RegionLP:
         label: int,
         labeler: str = "argmax",
         rows_per_round: int = 64,
+        region_of: np.ndarray | None = None,
+        domain: tuple[float, float] | None = None,
     ) -> None:
         self.x_0 = np.asarray(x_0, dtype=np.float64)
         self.epsilon = float(epsilon)
         self.label = int(label)
         self.sign = 1.0 if labeler == "argmax" else -1.0
         self.rows_per_round = rows_per_round
-        pre_activations, self.scores = mlp_forward(mlp, self.x_0)
+        self.domain = (-INF, INF) if domain is None else domain
+        _, self.scores = mlp_forward(mlp, self.x_0)
+        point = self.x_0 if region_of is None else np.asarray(region_of, np.float64)
+        pre_activations, _ = mlp_forward(mlp, point)
         self._region_rows(mlp, pre_activations)
         self._model = HighsModel(self._base_lp())
         self._in_model = np.zeros(self._G.shape[0], dtype=bool)
@@ -136,8 +144,8 @@ class RegionLP:
             sp.vstack([x_part - t_col, x_part + t_col, class_rows], format="csc"),
             np.concatenate([np.full(n, -INF), self.x_0, np.full(m, -INF)]),
             np.concatenate([self.x_0, np.full(n, INF), np.full(m, INF)]),
-            np.r_[self.x_0 - self.epsilon, 0.0],
-            np.r_[self.x_0 + self.epsilon, INF],
+            np.r_[np.maximum(self.x_0 - self.epsilon, self.domain[0]), 0.0],
+            np.r_[np.minimum(self.x_0 + self.epsilon, self.domain[1]), INF],
         )
 
     def solve_class(
