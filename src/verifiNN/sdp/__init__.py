@@ -1,4 +1,33 @@
-"""The SDP relaxation (Raghunathan et al. 2018) with chordal decomposition and sound duals."""
+"""The SDP relaxation (Raghunathan et al. 2018) with chordal decomposition and sound duals.
+
+``verify(network, spec, method='sdp')``, :class:`SDPVerifier` (the seed's API)
+and :func:`sdp_bound` (the call shape of the LP's bound). The relaxation
+(:mod:`~verifiNN.sdp.formulation`) contains the triangle LP with the same
+intermediate bounds as linear cuts, so its optimum is never below the LP's
+(Batten et al. 2021); the chordal form (one PSD block per pair of adjacent
+layers, Newton and Papachristodoulou 2021) has the single block's optimum.
+The bound is recomputed from the solver's multipliers by weak duality with a
+PSD repair term (:mod:`~verifiNN.sdp.dual`, Jansson et al. 2007).
+
+When to use which method (measured 2026-11-24 on a 2-core CPU,
+``benchmarks/sdp.py``):
+
+* CROWN / alpha-CROWN: first, always: milliseconds, batched, any graph; the
+  SDP and the LP start from their intermediate bounds anyway.
+* LP (``'lp'``): when CROWN falls a little short on a chain network; about
+  0.07 s per row on the 50 random FC nets (2-10 inputs, 2-3 layers of 10-30).
+* SDP (``'sdp'``): when the LP falls a little short on a *small* chain
+  network: on those 50 nets it beat the LP on every instance (median gain
+  0.067, 12% of ``|LP|``) at about 1.6 s per row (25x the LP). Its cost grows
+  with the widest pair of layers (PSD blocks up to ~60 with Clarabel: 0.06 s
+  at 11, 2 s at 33, 19 s at 56; the single block is 2-4x slower). Not for
+  conv nets of real size on a CPU: the digits CNN's blocks (~300-350, mostly
+  active neurons) need SCS, which in 150 s neither converges nor gives a
+  useful sound bound.
+* Branch and bound (``'bab'``, ``'relu-bab'``, ``'milp'``): when a verdict is
+  needed (complete) or the bound methods leave a visible gap; on small nets
+  the MILP is often faster than one SDP.
+"""
 
 from verifiNN.sdp.bound import SDPOptions, sdp_bound
 from verifiNN.sdp.dual import sound_bound

@@ -47,7 +47,7 @@ class SDPOptions:
 
     formulation: str = "chordal"
     solver: str = "auto"
-    accuracy: float = 1e-7
+    accuracy: float = 1e-8
     time_limit: float | None = None
     intermediate: str = "crown"
     crown: CrownOptions = field(default_factory=CrownOptions)
