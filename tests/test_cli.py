@@ -395,3 +395,19 @@ def test_robustness_bad_input_is_one_line(tmp_path, capfd, make_input, needle):
     assert main(["robustness", str(model), "--input", str(bad)]) == 2
     err = capfd.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "bad.npy" in err[0] and needle in err[0]
+
+
+def test_bench_with_two_worker_processes_gives_the_same_answers(files, tmp_path, capfd):
+    instances = tmp_path / "instances.csv"
+    instances.write_text("abs.onnx,sat.vnnlib,60\nabs.onnx,unsat.vnnlib,60\n"
+                         "corrupt.onnx,sat.vnnlib,60\n")  # fmt: skip
+    answers = {}
+    for workers in ("1", "2"):
+        out = tmp_path / f"results_{workers}.csv"
+        code = main(["bench", str(instances), "--root", str(files["root"]), "--out", str(out),
+                     "--workers", workers, "-q"])  # fmt: skip
+        assert code == 0, capfd.readouterr().err
+        rows = list(csv.reader(out.open(newline="")))[1:]
+        answers[workers] = sorted((r[0], r[1], r[2]) for r in rows)
+    assert answers["2"] == answers["1"]
+    assert [a[2] for a in answers["1"]] == ["sat", "unsat", "error"]

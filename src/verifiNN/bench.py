@@ -20,8 +20,9 @@ recorded the same way but logged with its traceback and flagged
 (:attr:`BenchSummary.internal_errors`), so it is never silent.
 
 :class:`InstanceRunner` answers one instance at a time with its own caches;
-:func:`run_benchmark` is a sequential loop over it, and a distributed executor
-can run one runner per worker.
+:func:`run_benchmark` hands the instances to an executor
+(:mod:`verifiNN.executors`: this process, local processes or Ray), one
+instance per task and one runner per worker.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from tqdm import tqdm
 
 from verifiNN.budget import Budget
 from verifiNN.errors import InvalidInputError, ResultFileError, VerifiNNError
+from verifiNN.executors import Executor, make_executor
 from verifiNN.io import load_onnx, load_vnnlib, vnncomp_word
 from verifiNN.models.network import Network
 from verifiNN.portfolio import METHODS, check_device, verify
@@ -314,6 +316,35 @@ class InstanceRunner:
         return spec
 
 
+@dataclass(frozen=True)
+class _RunnerSettings:
+    """What every worker's :class:`InstanceRunner` is built from."""
+
+    root: Path
+    timeout_scale: float
+    method: str
+    device: str
+    expected: Mapping[tuple[str, str], str]
+
+
+_RUNNERS: dict[tuple, InstanceRunner] = {}
+
+
+def _answer(settings: _RunnerSettings, instance: Instance) -> InstanceResult:
+    """One instance, by this process's runner for ``settings`` (its caches persist)."""
+    key = (
+        str(settings.root), settings.timeout_scale, settings.method, settings.device,
+        tuple(sorted(settings.expected.items())),
+    )  # fmt: skip
+    if key not in _RUNNERS:
+        _RUNNERS.clear()
+        _RUNNERS[key] = InstanceRunner(
+            settings.root, settings.timeout_scale, settings.method, settings.device,
+            settings.expected,
+        )  # fmt: skip
+    return _RUNNERS[key](instance)
+
+
 class _Output:
     """The per-instance CSV, opened for appending; every row is flushed at once.
 
@@ -370,8 +401,9 @@ def run_benchmark(
     progress: bool = True,
     device: str = "cpu",
     on_result: Callable[[InstanceResult], None] | None = None,
+    executor: Executor | None = None,
 ) -> BenchSummary:
-    """Answer every instance of a VNN-COMP instance list, one after the other.
+    """Answer every instance of a VNN-COMP instance list, one instance per task.
 
     Args:
         csv_path: the instance list.
@@ -385,6 +417,9 @@ def run_benchmark(
         on_result: called with each instance's result as soon as it is known.
         match: keep only the instances whose model or property path contains
             this text (e.g. ``'256x2'`` for one net of ``mnistfc``).
+        executor: where the instances run (:mod:`verifiNN.executors`; default:
+            one after the other in this process). With several workers the
+            rows arrive, and are written, in the order the instances finish.
 
     Returns:
         The :class:`BenchSummary`.
@@ -411,7 +446,8 @@ def run_benchmark(
     expected_path = csv_path.parent / EXPECTED_FILE
     expected = read_expected(expected_path) if expected_path.is_file() else {}
     summary = BenchSummary(has_expected=bool(expected))
-    runner = InstanceRunner(root_dir, timeout_scale, method, device, expected)
+    runner = executor if executor is not None else make_executor("local", 1)
+    settings = _RunnerSettings(root_dir, timeout_scale, method, device, expected)
     output = _Output(out)
     bar = tqdm(
         total=len(instances),
@@ -421,8 +457,7 @@ def run_benchmark(
         dynamic_ncols=True,
     )
     try:
-        for instance in instances:
-            result = runner(instance)
+        for result in runner.run(_answer, settings, instances):
             summary.results.append(result)
             output.write((result.onnx, result.vnnlib, result.result, f"{result.seconds:.3f}"))
             if result.wrong:

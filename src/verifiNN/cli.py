@@ -27,11 +27,13 @@ import argparse
 import contextlib
 import ctypes
 import logging
+import math
 import os
 import sys
 import traceback
 import warnings
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -40,6 +42,7 @@ from verifiNN._version import __version__
 from verifiNN.bench import run_benchmark
 from verifiNN.budget import Budget
 from verifiNN.errors import InvalidInputError, ResultFileError, VerifiNNError
+from verifiNN.executors import BACKENDS, make_executor
 from verifiNN.io import load_onnx, load_vnnlib, vnncomp_word, write_result
 from verifiNN.portfolio import METHODS, verify
 from verifiNN.results import Verdict
@@ -165,10 +168,73 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--out", metavar="FILE", help="append onnx,vnnlib,result,seconds rows to this CSV"
     )
+    _executor_options(bench, default_workers=1)
     _common(bench)
     bench.set_defaults(handler=_cmd_bench)
     _robustness_parser(commands)
+    _certify_parser(commands)
     return parser
+
+
+def _executor_options(parser: argparse.ArgumentParser, default_workers: int | None) -> None:
+    default = "every core" if default_workers is None else str(default_workers)
+    parser.add_argument(
+        "--backend", choices=BACKENDS, default="local",
+        help="'local' processes or a 'ray' cluster (default: local)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--workers", type=_count(1), default=default_workers, metavar="N",
+        help=f"tasks run at once (default: {default})",
+    )  # fmt: skip
+    parser.add_argument(
+        "--address", metavar="ADDR",
+        help="Ray cluster address (default: start a local Ray instance)",
+    )  # fmt: skip
+
+
+def _epsilons(text: str) -> list[float]:
+    try:
+        values = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated numbers, got {text!r}"
+        ) from None
+    if not values or not all(math.isfinite(v) and v > 0 for v in values):
+        raise argparse.ArgumentTypeError(f"epsilons must be positive numbers, got {text!r}")
+    return values
+
+
+def _certify_parser(commands) -> None:
+    cert = commands.add_parser(
+        "certify",
+        help="certified and attack accuracy of a data set at several epsilons",
+        description="Certify every sample of DATA.npz (arrays x and y) at every epsilon. "
+        "Results stream to OUT/results.jsonl (re-running resumes); at the end OUT holds "
+        "results.csv, summary.json, certified_accuracy.png and report.md. The summary "
+        "table goes to stdout.",
+    )
+    cert.add_argument("model", metavar="MODEL.onnx", help="the classifier")
+    cert.add_argument("--data", required=True, metavar="DATA.npz", help="inputs x and labels y")
+    cert.add_argument(
+        "--eps", type=_epsilons, default=[0.01, 0.02, 0.05], metavar="E1,E2,...",
+        help="radii (default: 0.01,0.02,0.05)",
+    )  # fmt: skip
+    cert.add_argument("--norm", choices=("inf", "1", "2"), default="inf", help="default: inf")
+    cert.add_argument(
+        "--timeout", type=_seconds, default=10.0, metavar="S",
+        help="seconds per sample, shared by its epsilons (default: 10)",
+    )  # fmt: skip
+    cert.add_argument("--out", default="certify_out", metavar="DIR", help="default: certify_out")
+    cert.add_argument(
+        "--domain", nargs=2, type=float, metavar=("LO", "HI"),
+        help="valid input range, e.g. 0 1 for images (default: unbounded)",
+    )  # fmt: skip
+    cert.add_argument("--limit", type=_count(1), metavar="N", help="only the first N samples")
+    cert.add_argument("--radius", action="store_true", help="also each sample's CROWN radius")
+    cert.add_argument("--seed", type=_count(0), default=0, metavar="N", help="random seed")
+    _executor_options(cert, default_workers=None)
+    _common(cert)
+    cert.set_defaults(handler=_cmd_certify)
 
 
 def _robustness_parser(commands) -> None:
@@ -331,6 +397,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             method=args.method,
             progress=not args.quiet,
             device=args.device,
+            executor=make_executor(args.backend, args.workers, args.address),
         )
     print(summary.format(), flush=True)
     if summary.internal_errors:
@@ -378,6 +445,50 @@ def _cmd_robustness(args: argparse.Namespace) -> int:
         print(f"adversarial label: {result.adversarial_label}")
     print(f"method: {result.method}")
     print(f"seconds: {budget.elapsed():.3f}")
+    return EXIT_OK
+
+
+def _cmd_certify(args: argparse.Namespace) -> int:
+    from verifiNN.certify import certify, load_dataset
+
+    _set_threads(args.threads)
+    executor = make_executor(args.backend, args.workers, args.address)
+    with _stdout_to_stderr():
+        network = load_onnx(args.model)
+        data = load_dataset(args.data, network)
+        count = len(data) if args.limit is None else min(args.limit, len(data))
+        resume = os.path.join(args.out, "results.jsonl")
+        try:
+            result = certify(
+                network,
+                data.inputs[:count],
+                data.labels[:count],
+                args.eps,
+                norm=args.norm,
+                method=args.method,
+                timeout_per_sample=args.timeout,
+                executor=executor,
+                out=args.out,
+                radius=args.radius,
+                domain=tuple(args.domain) if args.domain else None,
+                seed=args.seed,
+                progress=not args.quiet and sys.stderr.isatty(),
+                run_info={"model": Path(args.model).name, "data": Path(args.data).name},
+            )
+        except KeyboardInterrupt:
+            print(
+                f"verifinn: interrupted; finished samples are kept in {resume}: "
+                "run the same command again to resume",
+                file=sys.stderr,
+            )
+            return EXIT_INTERRUPTED
+    summary = result.summary
+    print(f"samples: {summary['samples']}  clean accuracy: {summary['clean_accuracy']:.4f}")
+    print("epsilon  certified  attack")
+    for e in summary["epsilons"]:
+        print(f"{e['epsilon']:<8g} {e['certified_accuracy']:<10.4f} {e['attack_accuracy']:.4f}")
+    if not args.quiet:
+        print(f"report: {result.files['report']}", file=sys.stderr)
     return EXIT_OK
 
 
