@@ -469,8 +469,8 @@ def exact_robustness(
                 domain=domain, timeout=left(), width=tolerance,
             )  # fmt: skip
     stats["seconds"] = time.perf_counter() - start
-    closed = exact is not None or lower >= epsilon or (
-        upper is not None and upper - lower <= tolerance
+    closed = (
+        exact is not None or lower >= epsilon or (upper is not None and upper - lower <= tolerance)
     )
     return robustness_result(
         network, "milp", label, norm, epsilon, lower, upper, example, tolerance,
