@@ -5,7 +5,9 @@ trained with a fixed seed on the first 80% of the shuffled data set:
 
 * ``digits_mlp.onnx``: 64 -> 32 -> 32 -> 10, ReLU;
 * ``digits_cnn.onnx``: on ``1x8x8`` images, conv 4x3x3 (stride 1, pad 1) ->
-  ReLU -> conv 8x4x4 (stride 2, pad 1) -> ReLU -> 128 -> 10.
+  ReLU -> conv 8x4x4 (stride 2, pad 1) -> ReLU -> 128 -> 10;
+* ``digits_cnn_tiny.onnx``: conv 2x3x3 (stride 2, pad 1) -> ReLU -> 32 -> 10,
+  small enough for the SDP relaxation on a CPU (``benchmarks/sdp.py digits``).
 
 The held-out 20% is written to ``digits_test.npz`` (``x``: float32 of shape
 ``(N, 64)``, ``y``: int64 labels). The same file serves both models: verifiNN
@@ -40,6 +42,12 @@ def cnn() -> nn.Module:
         nn.ReLU(),
         nn.Flatten(),
         nn.Linear(8 * 4 * 4, 10),
+    )
+
+
+def cnn_tiny() -> nn.Module:
+    return nn.Sequential(
+        nn.Conv2d(1, 2, 3, stride=2, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(2 * 4 * 4, 10)
     )
 
 
@@ -85,7 +93,12 @@ def main() -> None:
     x_train, y_train, x_test, y_test = load_digits_split()
     args.out.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(args.out / "digits_test.npz", x=x_test, y=y_test)
-    for name, build, shape in (("digits_mlp", mlp, (64,)), ("digits_cnn", cnn, (1, 8, 8))):
+    models = (
+        ("digits_mlp", mlp, (64,)),
+        ("digits_cnn", cnn, (1, 8, 8)),
+        ("digits_cnn_tiny", cnn_tiny, (1, 8, 8)),
+    )
+    for name, build, shape in models:
         torch.manual_seed(1)
         model = train(build(), x_train, y_train, shape, args.epochs, seed=2)
         with torch.no_grad():
