@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import csv
 import gzip
+import os
 import re
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -411,3 +413,25 @@ def test_bench_with_two_worker_processes_gives_the_same_answers(files, tmp_path,
         answers[workers] = sorted((r[0], r[1], r[2]) for r in rows)
     assert answers["2"] == answers["1"]
     assert [a[2] for a in answers["1"]] == ["sat", "unsat", "error"]
+
+
+def test_timeout_is_honoured_on_a_hard_instance_with_no_child_left(benchmark_data):
+    """ACAS Xu 3_3 prop_2 (no tool decides it in minutes): ``--timeout 5`` ends the whole
+    command, start-up included, within 7 s with ``timeout``, and leaves no process behind."""
+    folder = benchmark_data / "acasxu"
+    exe = shutil.which("verifinn")
+    if exe is None:
+        pytest.skip("verifinn entry point not installed (pip install -e .)")
+    start = time.monotonic()
+    process = subprocess.Popen(
+        [exe, "verify", str(folder / "ACASXU_run2a_3_3_batch_2000.onnx"),
+         str(folder / "prop_2.vnnlib"), "--timeout", "5"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    out, err = process.communicate(timeout=60)
+    elapsed = time.monotonic() - start
+    assert process.returncode == 0, err
+    assert out.splitlines()[0] == "timeout"
+    assert elapsed <= 7.0, f"took {elapsed:.2f} s"
+    with pytest.raises(ProcessLookupError):  # nothing is left in the command's process group
+        os.killpg(process.pid, 0)

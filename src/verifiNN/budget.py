@@ -10,6 +10,7 @@ their ``timeout`` argument. Without a limit every method answers "unlimited"
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable
 
@@ -56,6 +57,22 @@ class Budget:
         if math.isnan(seconds) or seconds < 0:
             raise InvalidInputError(f"timeout must be >= 0 seconds, got {timeout!r}")
         return cls(clock() + seconds, clock)
+
+    @classmethod
+    def since_process_start(
+        cls, timeout: float | None, clock: Callable[[], float] = time.monotonic
+    ) -> Budget:
+        """A budget of ``timeout`` seconds counted from when this *process* started
+        (interpreter and imports included), as a caller timing the command sees it.
+
+        Falls back to :meth:`start` where the start time is unknown (not Linux).
+        """
+        budget = cls.start(timeout, clock)
+        age = process_age()
+        if budget.deadline is not None:
+            budget.deadline -= age
+        budget.started -= age
+        return budget
 
     @property
     def limited(self) -> bool:
@@ -109,3 +126,16 @@ class Budget:
         if self.deadline is None:
             return "Budget(unlimited)"
         return f"Budget(remaining={self.remaining():.3f}s)"
+
+
+def process_age() -> float:
+    """Seconds since this process started (from ``/proc``; ``0.0`` where unavailable)."""
+    try:
+        with open("/proc/self/stat", encoding="ascii") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+        with open("/proc/uptime", encoding="ascii") as handle:
+            uptime = float(handle.read().split()[0])
+        ticks = os.sysconf("SC_CLK_TCK")
+        return max(0.0, uptime - int(fields[19]) / ticks)
+    except (OSError, ValueError, IndexError):
+        return 0.0

@@ -131,7 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("model", metavar="MODEL.onnx", help="the network")
     run.add_argument("spec", metavar="SPEC.vnnlib", help="the property (may be .vnnlib.gz)")
     run.add_argument(
-        "--timeout", type=_seconds, metavar="S", help="seconds for the whole run (default: none)"
+        "--timeout",
+        type=_seconds,
+        metavar="S",
+        help="seconds for the whole command, counted from its start (default: none)",
     )
     run.add_argument(
         "--out", metavar="FILE", help="write the VNN-COMP result file (counterexample for sat)"
@@ -355,7 +358,7 @@ def _set_threads(threads: int | None) -> None:
 
 # ------------------------------------------------------------------ commands
 def _cmd_verify(args: argparse.Namespace) -> int:
-    budget = Budget.start(args.timeout)
+    budget = Budget.since_process_start(args.timeout)
     if args.out is not None:
         _check_writable(args.out)
     _set_threads(args.threads)
@@ -411,7 +414,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _cmd_robustness(args: argparse.Namespace) -> int:
-    budget = Budget.start(args.timeout)
+    budget = Budget.since_process_start(args.timeout)
     if args.save_example is not None:
         _check_writable(args.save_example)
     _set_threads(args.threads)
