@@ -184,16 +184,14 @@ def test_bad_input_is_one_line_and_exit_2(files, capfd, model, spec, out, needle
 
 def test_usage_errors_exit_2(capfd):
     assert main([]) == 2
-    with pytest.raises(SystemExit) as exc:
-        main(["verify", "a.onnx", "b.vnnlib", "--timeout", "-3"])
-    assert exc.value.code == 2
-    assert "--timeout" in capfd.readouterr().err
+    capfd.readouterr()
+    assert main(["verify", "a.onnx", "b.vnnlib", "--timeout", "-3"]) == 2
+    err = capfd.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--timeout" in err[0]
 
 
 def test_version(capfd):
-    with pytest.raises(SystemExit) as exc:
-        main(["--version"])
-    assert exc.value.code == 0
+    assert main(["--version"]) == 0
     assert re.match(r"verifinn \d", capfd.readouterr().out)
 
 

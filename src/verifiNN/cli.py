@@ -34,6 +34,7 @@ import traceback
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 import torch
@@ -112,9 +113,16 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-v", "--verbose", action="store_true", help="log each phase on stderr")
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line on stderr (exit 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``verifinn`` and its subcommands."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="verifinn",
         description="Sound and complete robustness verification of neural networks.",
         epilog="Exit codes: 0 answered (any verdict), 2 bad input, 1 internal error.",
@@ -503,7 +511,10 @@ def _number(value: float | None) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``verifinn``; returns the process exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error (already printed)
+        return int(exc.code or 0)
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE

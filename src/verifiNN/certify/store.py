@@ -73,6 +73,11 @@ class ResultStore:
 
     def _open(self) -> None:
         assert self.path is not None
+        existing = next(p for p in self.path.parents if p.exists())
+        if not existing.is_dir():
+            raise ResultFileError(f"{existing}: not a folder")
+        if self.path.exists() and not self.path.is_file():
+            raise ResultFileError(f"{self.path}: not a regular file")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             if self.path.exists():

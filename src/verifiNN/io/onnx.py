@@ -858,10 +858,22 @@ def _unsupported(nodes: Sequence[onnx.NodeProto], constants: set[str], opset: in
 
 
 # ------------------------------------------------------------------- loading
+#: Largest ONNX file read (protobuf's hard limit; larger models use external data).
+MAX_MODEL_BYTES = 2**31 - 1
+
+
 def _read_model(path: str | os.PathLike) -> onnx.ModelProto:
     file = Path(path)
+    if file.is_dir():
+        raise ModelLoadError(f"{file}: is a folder, not an ONNX file")
     if not file.is_file():
         raise ModelLoadError(f"{file}: no such ONNX file")
+    size = file.stat().st_size
+    if size > MAX_MODEL_BYTES:
+        raise ModelLoadError(
+            f"{file}: {size / 2**30:.1f} GiB is over ONNX's 2 GiB protobuf limit; "
+            "a model this large must keep its weights as external data"
+        )
     try:
         data = file.read_bytes()
     except OSError as exc:

@@ -100,6 +100,9 @@ def write_result(
 ) -> None:
     """Write a VNN-COMP result file atomically (temporary file, then ``os.replace``).
 
+    An existing file that is not a regular file (``/dev/stdout``, a pipe) is
+    written in place instead: replacing it would swap the device for a file.
+
     Args:
         path: the result file.
         verdict: the verdict to write.
@@ -117,6 +120,9 @@ def write_result(
             raise InvalidInputError(f"a counterexample only goes with 'sat', not {word!r}")
         text += _assignment(counterexample)
     path = os.fspath(path)
+    if os.path.exists(path) and not os.path.isfile(path):
+        _write_special(path, text)  # a device or pipe (/dev/stdout): never replace it
+        return
     directory = os.path.dirname(os.path.abspath(path))
     tmp = None
     try:
@@ -136,6 +142,18 @@ def write_result(
         if tmp is not None:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
+
+
+def _write_special(path: str, text: str) -> None:
+    """Write ``text`` straight into an existing non-regular file (a device or a pipe)."""
+    if os.path.isdir(path):
+        raise ResultFileError(f"cannot write result file {path}: it is a folder")
+    try:
+        with open(path, "w", encoding="ascii") as handle:
+            handle.write(text)
+            handle.flush()
+    except OSError as exc:
+        raise ResultFileError(f"cannot write result file {path}: {exc.strerror or exc}") from exc
 
 
 def read_result(
