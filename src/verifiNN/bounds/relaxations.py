@@ -344,7 +344,9 @@ def _maxpool_relax(op: MaxPool2d, lower: Tensor, upper: Tensor, alpha: Alpha = _
 
 
 def _maxpool_backward(op: MaxPool2d, wb: WindowBounds, lam: Tensor) -> tuple[Tensor, Tensor | None]:
-    batch, channels, length = wb.lower_index.shape
+    _, channels, length = wb.lower_index.shape
+    # one set of window bounds may serve a batch of domains (ReLU BaB) and vice versa
+    batch = max(lam.shape[0], wb.lower_index.shape[0])
     rows = lam.shape[1]
     lam = lam.expand(batch, *lam.shape[1:]).reshape(batch, rows, channels, length)
     pos = lam.clamp(min=0)
