@@ -231,6 +231,8 @@ def _search_case(
     stats: dict[str, float],
 ) -> tuple[Verdict, tuple[np.ndarray, np.ndarray] | None]:
     """Depth-first batched input splitting on one case (see the module docstring)."""
+    if not case.unsafe:  # an empty disjunction: nothing is unsafe in this case
+        return Verdict.UNSAT, None
     rows = _Rows.of(case, options.dtype)
     threshold = rows.d + options.proof_margin * (1.0 + rows.d.abs())
     lower = torch.tensor(np.array(case.input_region.lower), dtype=options.dtype).unsqueeze(0)

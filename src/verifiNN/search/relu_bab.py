@@ -469,6 +469,8 @@ def _search_case(
     stats: dict[str, float],
 ) -> tuple[Verdict, tuple[np.ndarray, np.ndarray] | None]:
     """Root alpha-CROWN on all rows at once, then BaB on the open disjuncts, easiest first."""
+    if not case.unsafe:  # an empty disjunction: nothing is unsafe in this case
+        return Verdict.UNSAT, None
     input_set = as_input_set(case.input_region, network.input_size, options.dtype)
     C = torch.tensor(np.concatenate([rows.C for rows in case.unsafe]), dtype=options.dtype)
     d = torch.tensor(np.concatenate([rows.d for rows in case.unsafe]), dtype=options.dtype)
