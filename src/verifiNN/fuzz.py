@@ -541,7 +541,8 @@ class CaseReport:
         seed: rebuilds the problem with :func:`random_case`.
         kind: the network family.
         verdicts: method -> ``'sat'``, ``'unsat'``, ``'unknown'``, ``'timeout'``,
-            ``'n/a'`` (the method does not apply) or ``'error'``.
+            ``'n/a'`` (the method does not apply), ``'error'``, or ``'sat (false)'``
+            (a counterexample a forward pass does not confirm).
         oracle: ``'regions'`` (exact minimal margin known), else ``'sampling'``.
         oracle_margin: the region oracle's minimal margin (``None`` without it).
         best_margin: the lowest margin of a confirmed counterexample (``inf``: none).
@@ -657,6 +658,7 @@ def _run_methods(
             pair = result.get("counterexample")
             margin = np.inf if pair is None else _confirmed_margin(case, pair[0])
             if margin > 0:
+                report.verdicts[method] = "sat (false)"  # judged here, not by _judge
                 report.unsound.append(
                     f"{method}: sat, but its counterexample is not confirmed "
                     f"(margin {margin:.3g} by a float64 forward pass, or outside the region)"
