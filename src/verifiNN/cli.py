@@ -148,6 +148,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", metavar="FILE", help="write the VNN-COMP result file (counterexample for sat)"
     )
     run.add_argument("--seed", type=_count(0), default=0, metavar="N", help="random seed")
+    run.add_argument(
+        "--sound-fp", action="store_true",
+        help="answer unsat only when bounds with rigorous floating-point error "
+        "re-prove it (ReLU MLPs on boxes)",
+    )  # fmt: skip
     _common(run)
     run.set_defaults(handler=_cmd_verify)
 
@@ -380,6 +385,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
             timeout=budget.timeout(),
             device=args.device,
             seed=args.seed,
+            sound_fp=args.sound_fp,
         )
         if args.out is not None:
             sat = result.verdict is Verdict.SAT

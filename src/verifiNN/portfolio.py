@@ -43,6 +43,7 @@ from verifiNN.bounds import AlphaOptions
 from verifiNN.bounds import verify as bounds_verify
 from verifiNN.budget import Budget
 from verifiNN.errors import InvalidInputError, SpecError, UnsupportedModelError
+from verifiNN.io.ort import onnxruntime_output
 from verifiNN.models.network import Network
 from verifiNN.results import Verdict, VerificationResult
 from verifiNN.search.attack import attack
@@ -187,14 +188,20 @@ class _Query:
 
 # ---------------------------------------------------------------- engines
 def _confirm(query: _Query, x: Any, engine: str) -> tuple[np.ndarray, np.ndarray] | None:
-    """Return ``(x, y)`` when a forward pass confirms ``x`` violates the spec, else ``None``."""
+    """Return ``(x, y)`` when a float64 forward pass confirms ``x`` violates the spec
+    (and onnxruntime agrees on the original model, when it came from ONNX), else ``None``."""
     if x is None:
         return None
     x = np.asarray(x, dtype=np.float64).ravel()
     if x.size == query.spec.num_inputs and np.all(np.isfinite(x)):
         y = np.asarray(query.network.get_output(x), dtype=np.float64).ravel()
         if np.all(np.isfinite(y)) and query.spec.is_violated_by(x, y):
-            return x.copy(), y
+            y_ort = onnxruntime_output(query.network, x)
+            if y_ort is None or query.spec.is_violated_by(x, y_ort):
+                return x.copy(), y
+            query.rejected += 1
+            logger.warning("%s: onnxruntime does not confirm the counterexample; ignored", engine)
+            return None
     query.rejected += 1
     logger.warning("%s reported a counterexample that a forward pass rejects; ignored", engine)
     return None
@@ -375,6 +382,7 @@ def verify(
     timeout: float | None = None,
     device: str = "cpu",
     seed: int = 0,
+    sound_fp: bool = False,
 ) -> VerificationResult:
     """Decide a property: find a confirmed counterexample or prove there is none.
 
@@ -394,6 +402,10 @@ def verify(
             runs out before a decision.
         device: ``'cpu'`` or ``'cuda'`` for the tensor engines.
         seed: seed of the randomised engines (attacks, branching ties).
+        sound_fp: accept ``unsat`` only when bounds with rigorous floating-point
+            error bounds re-prove it (:func:`verifiNN.bounds.sound_fp.sound_verify`,
+            ReLU MLPs on boxes) within the time left; otherwise answer
+            ``unknown`` (``timeout`` when the time ran out).
 
     Returns:
         A :class:`~verifiNN.results.VerificationResult` with ``verdict``,
@@ -417,9 +429,13 @@ def verify(
     if not isinstance(spec, Specification):
         raise SpecError(f"expected a Specification, got {type(spec).__name__}")
     spec.validate_for(network)
+    if sound_fp:
+        check_sound_fp(network, spec)
     query = _Query(network, spec, Budget.start(timeout), check_device(device), int(seed))
     start = time.perf_counter()
     outcome = _portfolio(query) if method == "auto" else _single(query, method)
+    if sound_fp and outcome is not None and outcome.verdict is Verdict.UNSAT:
+        outcome = _sound_recheck(query, outcome)
     if outcome is None or outcome.verdict not in (Verdict.SAT, Verdict.UNSAT):
         ran_out = query.budget.expired() or query.timed_out
         verdict = Verdict.TIMEOUT if ran_out else Verdict.UNKNOWN
@@ -428,6 +444,37 @@ def verify(
             verdict, "auto" if method == "auto" else last.method, None, last.statistics
         )
     return _result(query, outcome, time.perf_counter() - start)
+
+
+def check_sound_fp(network: Network, spec: Specification) -> None:
+    """Raise unless ``sound_fp`` can check ``spec`` (a ReLU MLP on box input regions).
+
+    Raises:
+        UnsupportedModelError: another kind of network or input region.
+    """
+    try:
+        activations = network.as_mlp().activations
+    except UnsupportedModelError:
+        activations = ("not an MLP",)
+    if any(a != "ReLU" for a in activations) or not all(
+        isinstance(c.input_region, Box) for c in spec.cases
+    ):
+        raise UnsupportedModelError("--sound-fp supports ReLU MLPs on box input regions")
+
+
+def _sound_recheck(query: _Query, outcome: _Outcome) -> _Outcome:
+    """Keep ``unsat`` only when rigorous floating-point bounds re-prove it."""
+    from verifiNN.bounds.sound_fp import sound_verify
+
+    start = time.perf_counter()
+    checked = sound_verify(query.network, query.spec, timeout=query.budget.timeout())
+    query.phases["sound_fp"] = time.perf_counter() - start
+    statistics = {**outcome.statistics, "sound_fp_boxes": checked.boxes}
+    if checked.proved:
+        return _Outcome(Verdict.UNSAT, outcome.method, None, statistics)
+    logger.info("sound_fp: %s's proof not re-proved in %d boxes", outcome.method, checked.boxes)
+    query.timed_out = query.budget.expired()
+    return _Outcome(Verdict.UNKNOWN, outcome.method, None, statistics)
 
 
 def _result(query: _Query, outcome: _Outcome, seconds: float) -> VerificationResult:

@@ -1013,6 +1013,7 @@ def onnx_to_network(
     full = tuple(1 if d is None or isinstance(d, str) else d for d in dims)
     network = _convert(nodes, constants, input_name, full, output, opset, labeler, source)
     network.onnx_input_shape = tuple(dims)
+    network.onnx_model = model.SerializeToString()  # for onnxruntime's second opinion
     return network
 
 
