@@ -42,7 +42,6 @@ from verifiNN.bounds import compute_bounds
 from verifiNN.bounds import verify as bounds_verify
 from verifiNN.bounds.api import bound_graph, prepare_rows
 from verifiNN.bounds.regions import as_input_set
-from verifiNN.errors import UnsupportedModelError
 from verifiNN.io import load_onnx
 from verifiNN.models.network import Network
 from verifiNN.results import Verdict
@@ -162,35 +161,10 @@ def scaling(widths: list[int], seed: int) -> None:
         )
 
 
-def load_digits_cnn(path: Path) -> Network:
-    """The digits CNN. torch exports ``nn.Unflatten`` with shape arithmetic (Shape, Mod,
-    Slice, Concat) that the loader does not fold; it is replaced here by the constant
-    shape ``(-1, 1, 8, 8)`` it computes, the rest of the file untouched."""
-    try:
-        return load_onnx(path)
-    except UnsupportedModelError:
-        import onnx
-        from onnx import numpy_helper
-
-        from verifiNN.io.onnx import onnx_to_network
-
-    model = onnx.load(path)
-    graph = model.graph
-    reshape = next(
-        n for n in graph.node if n.op_type == "Reshape" and n.input[0] == graph.input[0].name
-    )
-    graph.initializer.append(numpy_helper.from_array(np.array([-1, 1, 8, 8], np.int64), "shape"))
-    reshape.input[1] = "shape"
-    keep = list(graph.node)[list(graph.node).index(reshape) :]
-    del graph.node[:]
-    graph.node.extend(keep)
-    return onnx_to_network(model, source=str(path))
-
-
-def digits(eps: float, images: int, time_limit: float | None, accuracy: float) -> None:
-    """LP vs SDP verification on the digits CNN (see the module docstring)."""
+def digits(eps: float, images: int, time_limit: float | None, accuracy: float, model: str) -> None:
+    """LP vs SDP verification on a digits CNN (see the module docstring)."""
     folder = ROOT / "examples" / "digits"
-    net = load_digits_cnn(folder / "digits_cnn.onnx")
+    net = load_onnx(folder / model)
     data = np.load(folder / "digits_test.npz")
     X, Y = data["x"].astype(np.float64), data["y"]
     options = SDPOptions(solver="scs", accuracy=accuracy, time_limit=time_limit)
@@ -243,6 +217,9 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--images", type=int, default=40)
     d.add_argument("--time-limit", type=float, default=120.0, help="seconds per SDP solve")
     d.add_argument("--accuracy", type=float, default=1e-4, help="SCS tolerance")
+    d.add_argument(
+        "--model", default="digits_cnn.onnx", help="in examples/digits (or digits_cnn_tiny.onnx)"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     if args.mode == "tightness":
@@ -250,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.mode == "scaling":
         scaling(args.widths, args.seed)
     else:
-        digits(args.eps, args.images, args.time_limit, args.accuracy)
+        digits(args.eps, args.images, args.time_limit, args.accuracy, args.model)
     return 0
 
 
