@@ -139,3 +139,17 @@ def process_age() -> float:
         return max(0.0, uptime - int(fields[19]) / ticks)
     except (OSError, ValueError, IndexError):
         return 0.0
+
+
+def memory_share(fraction: float = 0.25, cap: int = 8 * 2**30, floor: int = 256 * 2**20) -> int:
+    """``fraction`` of the memory available now (``/proc/meminfo``), clamped to
+    ``[floor, cap]`` bytes: the default size of a search's live-domain store."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    available = int(line.split()[1]) * 1024
+                    return int(min(cap, max(floor, fraction * available)))
+    except (OSError, ValueError, IndexError):
+        pass
+    return 2 * 2**30

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -55,7 +55,7 @@ from verifiNN.bounds.alpha import alpha_relax
 from verifiNN.bounds.graph import BoundGraph, backward
 from verifiNN.bounds.regions import BoxInput, InputSet, as_input_set
 from verifiNN.bounds.types import PROOF_TOLERANCE, Interval
-from verifiNN.budget import Budget
+from verifiNN.budget import Budget, memory_share
 from verifiNN.models.network import Network
 from verifiNN.ops import ReLU
 from verifiNN.results import Verdict
@@ -80,7 +80,9 @@ class ReluBaBOptions:
         lr_alpha: Adam step size on the slopes (in ``[0, 1]``).
         lr_beta: Adam step size on the split multipliers (``>= 0``).
         max_domains: cap on live domains.
-        memory_bytes: cap on the memory of the live domains' tensors.
+        memory_bytes: cap on the memory of the live domains' tensors (default:
+            a quarter of the memory available when the options are made, at
+            most 8 GiB; :func:`verifiNN.budget.memory_share`).
         proof_margin: a row counts as proved when its bound exceeds its
             threshold by ``proof_margin * (1 + |d|)``.
         dtype: bound arithmetic precision.
@@ -92,7 +94,7 @@ class ReluBaBOptions:
     lr_alpha: float = 0.1
     lr_beta: float = 0.05
     max_domains: int = 400_000
-    memory_bytes: int = 4 * 2**30
+    memory_bytes: int = field(default_factory=memory_share)
     proof_margin: float = PROOF_TOLERANCE
     dtype: torch.dtype = torch.float64
 
