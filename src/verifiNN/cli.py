@@ -364,6 +364,22 @@ def _check_writable(path: str) -> None:
         raise ResultFileError(f"cannot write result file {path}: {directory} is not writable")
 
 
+#: Seconds of ``--timeout`` kept back for printing the answer and exiting.
+EXIT_RESERVE = 0.25
+
+
+def _command_budget(args: argparse.Namespace) -> Budget:
+    """The ``--timeout`` budget: counted from the process start when ``verifinn`` is
+    the command (``main()`` with no argument list), else from now; less
+    :data:`EXIT_RESERVE` for the answer to get out."""
+    if args.timeout is None:
+        return Budget.start(None)
+    seconds = max(0.0, args.timeout - EXIT_RESERVE)
+    if args.from_command_line:
+        return Budget.since_process_start(seconds)
+    return Budget.start(seconds)
+
+
 def _set_threads(threads: int | None) -> None:
     if threads is not None:
         torch.set_num_threads(threads)
@@ -371,7 +387,7 @@ def _set_threads(threads: int | None) -> None:
 
 # ------------------------------------------------------------------ commands
 def _cmd_verify(args: argparse.Namespace) -> int:
-    budget = Budget.since_process_start(args.timeout)
+    budget = _command_budget(args)
     if args.out is not None:
         _check_writable(args.out)
     _set_threads(args.threads)
@@ -428,7 +444,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _cmd_robustness(args: argparse.Namespace) -> int:
-    budget = Budget.since_process_start(args.timeout)
+    budget = _command_budget(args)
     if args.save_example is not None:
         _check_writable(args.save_example)
     _set_threads(args.threads)
@@ -521,6 +537,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version, or a usage error (already printed)
         return int(exc.code or 0)
+    args.from_command_line = argv is None
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
