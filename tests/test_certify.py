@@ -187,7 +187,7 @@ def test_cli_certify_survives_ctrl_c_and_resumes(tmp_path):
     """A real process: SIGINT midway leaves a consistent file; the same command finishes it."""
     out = tmp_path / "run"
     command = [sys.executable, "-m", "verifiNN.cli", "certify", str(DIGITS / "digits_mlp.onnx"),
-               "--data", str(DIGITS / "digits_test.npz"), "--eps", "0.02,0.05", "--limit", "40",
+               "--data", str(DIGITS / "digits_test.npz"), "--eps", "0.05,0.1", "--limit", "80",
                "--domain", "0", "1", "--timeout", "60", "--workers", "1",
                "--out", str(out)]  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -209,7 +209,7 @@ def test_cli_certify_survives_ctrl_c_and_resumes(tmp_path):
     finished = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert finished.returncode == 0, finished.stderr
     table = [line.split(",") for line in (out / "results.csv").read_text().splitlines()[1:]]
-    assert len(table) == 40 * 2 and len({row[0] for row in table}) == 40
-    assert done_before < 40
-    assert finished.stdout.startswith("samples: 40")
+    assert len(table) == 80 * 2 and len({row[0] for row in table}) == 80
+    assert done_before < 80
+    assert finished.stdout.startswith("samples: 80")
     assert os.path.getsize(out / "certified_accuracy.png") > 1000
