@@ -201,6 +201,8 @@ def test_cli_certify_survives_ctrl_c_and_resumes(tmp_path):
         pytest.skip("the run finished before it could be interrupted")
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=60)
+    if process.returncode == 0:
+        pytest.skip("the run finished before the signal arrived")
     assert process.returncode == 130, err
     assert "resume" in err and "Traceback" not in err
     records = [json.loads(line) for line in results.read_text().splitlines()]
