@@ -58,6 +58,9 @@ def bad(tmp_path_factory):
     node = helper.make_node("MaxPool", ["x"], ["y"], name="the_pool", kernel_shape=[2, 2],
                             ceil_mode=1, strides=[3, 3])  # fmt: skip
     onnx.save(_onnx(node, [1, 1, 4, 4], [1, 1, 2, 2]), d / "unsupported_attribute.onnx")
+    node = helper.make_node("MaxPool", ["x"], ["y"], name="padded_pool", kernel_shape=[2, 2],
+                            pads=[2, 2, 2, 2])  # fmt: skip
+    onnx.save(_onnx(node, [1, 1, 4, 4], [1, 1, 5, 5]), d / "pool_padding.onnx")
     onnx.save(_onnx(helper.make_node("Relu", ["x"], ["y"], name="r"), [1, "M"], [1, "M"]),
               d / "dynamic.onnx")  # fmt: skip
     model = onnx.load(MODEL)
@@ -91,6 +94,10 @@ CASES = {
     "unsupported attribute": (
         "verify {d}/unsupported_attribute.onnx {d}/ok.vnnlib",
         "node 'the_pool' (MaxPool): attribute ceil_mode",
+    ),
+    "pooling padding": (
+        "verify {d}/pool_padding.onnx {d}/ok.vnnlib",
+        "'padded_pool' (MaxPool): MaxPool2d padding",
     ),
     "dynamic shape": ("verify {d}/dynamic.onnx {d}/ok.vnnlib", "dynamic dimension 'M' at axis 1"),
     "NaN weight": ("verify {d}/nan_weight.onnx {d}/ok.vnnlib", "parameter 'weight' has NaN or inf"),

@@ -16,6 +16,11 @@ def _pooled_shape(shape: Shape, kernel, stride, padding, name: str) -> Shape:
     if len(shape) != 3:
         raise ValueError(f"{name} expects (C, H, W) inputs, got {shape}")
     top, left, bottom, right = padding
+    if max(top, bottom) >= kernel[0] or max(left, right) >= kernel[1]:
+        raise ValueError(
+            f"{name} padding {tuple(padding)} must be smaller than the kernel {tuple(kernel)}: "
+            "a window would cover padding only"
+        )
     h = (shape[1] + top + bottom - kernel[0]) // stride[0] + 1
     w = (shape[2] + left + right - kernel[1]) // stride[1] + 1
     if h <= 0 or w <= 0:
