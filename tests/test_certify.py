@@ -190,7 +190,11 @@ def test_cli_certify_survives_ctrl_c_and_resumes(tmp_path):
                "--data", str(DIGITS / "digits_test.npz"), "--eps", "0.05,0.1", "--limit", "80",
                "--domain", "0", "1", "--timeout", "60", "--workers", "1",
                "--out", str(out)]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # a shell without job control starts background jobs with SIGINT ignored
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
     results = out / "results.jsonl"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None:
