@@ -9,10 +9,14 @@ unsound answers, disagreements, errors, near-ties, seconds) and every finding
 with its seed, and writes one CSV row per case. Exit status 1 when anything
 was found.
 
+Cases run in ``--workers`` spawned processes (:mod:`verifiNN.executors`,
+one torch thread each); rows are written as cases finish, so the CSV is in
+completion order (sort by ``seed``). Each case depends only on its seed.
+
 Reproduce one case: ``python benchmarks/fuzz.py --n 1 --seed SEED``.
 
 Usage:
-    python benchmarks/fuzz.py --n 10000 [--seed 0] [--out benchmarks/out/fuzz.csv]
+    python benchmarks/fuzz.py --n 10000 [--seed 0] [--workers 2] [--out benchmarks/out/fuzz.csv]
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from pathlib import Path
 
 import torch
 
+from verifiNN.executors import make_executor
 from verifiNN.fuzz import CaseReport, check_case, random_case
 from verifiNN.portfolio import METHODS
 
@@ -65,16 +70,28 @@ def row(report: CaseReport) -> dict[str, object]:
     }
 
 
+def _quiet() -> None:
+    warnings.simplefilter("ignore")
+    logging.disable(logging.WARNING)  # rejected counterexamples are counted instead
+
+
+def run_case(context: None, seed: int) -> CaseReport:
+    """Build and check the case of ``seed`` (an executor task)."""
+    _quiet()
+    return check_case(random_case(seed))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=100, help="number of cases")
     parser.add_argument("--seed", type=int, default=0, help="seed of the first case")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out/fuzz.csv"))
-    parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (one process)")
+    parser.add_argument("--workers", type=int, default=1, help="processes (one thread each)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    warnings.simplefilter("ignore")
-    logging.disable(logging.WARNING)  # rejected counterexamples are counted instead
+    _quiet()
+    executor = make_executor("local", args.workers)
     args.out.parent.mkdir(parents=True, exist_ok=True)
 
     counts: dict[str, collections.Counter[str]] = {m: collections.Counter() for m in METHODS}
@@ -84,8 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     with args.out.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, FIELDS)
         writer.writeheader()
-        for i in range(args.n):
-            report = check_case(random_case(args.seed + i))
+        seeds = range(args.seed, args.seed + args.n)
+        for done, report in enumerate(executor.run(run_case, None, seeds), start=1):
             writer.writerow(row(report))
             handle.flush()
             kinds[report.kind] += 1
@@ -99,11 +116,14 @@ def main(argv: list[str] | None = None) -> int:
             totals["region_oracle"] += report.oracle == "regions"
             if not report.clean:
                 print(report.summary(), flush=True)
-            if (i + 1) % 500 == 0:
-                print(f"... {i + 1} cases, {time.perf_counter() - start:.0f} s", flush=True)
+            if done % 500 == 0:
+                print(f"... {done} cases, {time.perf_counter() - start:.0f} s", flush=True)
     seconds = time.perf_counter() - start
 
-    print(f"\ncases: {args.n} (seeds {args.seed}..{args.seed + args.n - 1}), {seconds:.0f} s")
+    print(
+        f"\ncases: {args.n} (seeds {args.seed}..{args.seed + args.n - 1}), {seconds:.0f} s"
+        f" on {executor.workers} worker(s)"
+    )
     print("networks: " + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())))
     print(f"region oracle (exact) on {totals['region_oracle']} cases")
     print("verdicts per method:")

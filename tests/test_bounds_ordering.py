@@ -12,10 +12,12 @@ from hypothesis import strategies as st
 
 from test_bounds_soundness import (
     NETWORKS,
+    assert_contains,
     mlp,
     outputs,
     random_boxes,
     residual_net,
+    sample_points,
 )
 from verifiNN import Network
 from verifiNN.bounds import (
@@ -74,6 +76,25 @@ def test_lp_is_at_least_crown_with_the_same_intermediate_bounds(seed, tighten):
     crown = crown_linear_bound(graph, regions, relax, C)
     lp, _, _ = lp_bound(graph, regions, bounds, C, LPOptions(tighten=tighten))
     assert bool((lp >= crown - 1e-6 * (1 + crown.abs())).all()), (lp - crown).min()
+
+
+def test_lp_time_limit_covers_the_whole_call_and_keeps_sound_bounds():
+    """``LPOptions.time_limit`` bounds the whole call (hundreds of tightening
+    LPs), and an early stop only loosens: bounds stay >= CROWN and below samples."""
+    import time
+
+    rng = np.random.default_rng(3)
+    network = mlp(rng, [8, 96, 96, 96, 96, 3])
+    lower, upper = random_boxes(rng, 8, 1, 0.8)
+    C = rng.normal(size=(4, 3))
+    crown = _bounds(network, lower, upper, C, "crown")
+    start = time.perf_counter()
+    lp = _bounds(network, lower, upper, C, "lp", LPOptions(tighten=True, time_limit=0.3))
+    elapsed = time.perf_counter() - start
+    assert elapsed < 0.3 + 1.0, elapsed
+    assert bool((lp.lower >= crown.lower).all())
+    points = sample_points(network, lower, upper, C, rng, 600)
+    assert_contains(lp, C, outputs(network, points), "lp")
 
 
 def test_alpha_improves_on_crown_somewhere():

@@ -208,6 +208,23 @@ def test_time_limit_is_honoured(timeout):
         _assert_confirmed(network, spec, result)
 
 
+@pytest.mark.parametrize("method", portfolio.METHODS)
+def test_every_method_honours_a_short_time_limit(method):
+    """Each engine alone gets the call's budget: bound methods included (the LP,
+    alpha-CROWN and the SDP, whose set-up cannot be interrupted, must not start
+    work that would overrun it)."""
+    network, spec = _hard_instance()
+    start = time.perf_counter()
+    result = verify(network, spec, timeout=0.5, method=method)
+    elapsed = time.perf_counter() - start
+    assert elapsed < 0.5 + 2.0, (method, elapsed)
+    assert result.verdict is not Verdict.ERROR
+    if result.verdict is Verdict.SAT:
+        _assert_confirmed(network, spec, result)
+    if method in ("sdp", "milp", "bab", "relu-bab", "auto"):
+        assert result.verdict is Verdict.TIMEOUT, result.statistics
+
+
 # ----------------------------------------------------------------- argument errors
 def test_bad_arguments():
     network = _tiny_net(0)

@@ -33,13 +33,13 @@ import inspect
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import torch
 
-from verifiNN.bounds import AlphaOptions
+from verifiNN.bounds import AlphaOptions, LPOptions
 from verifiNN.bounds import verify as bounds_verify
 from verifiNN.budget import Budget
 from verifiNN.errors import InvalidInputError, SpecError, UnsupportedModelError
@@ -219,12 +219,32 @@ def _run_attack(query: _Query, budget: Budget, seed: int) -> _Outcome:
     return _Outcome(Verdict.UNKNOWN, "attack", statistics=stats)
 
 
-def _run_bounds(query: _Query, method: str, options: Any = None) -> _Outcome:
+def _timed_options(method: str, options: Any, seconds: float | None) -> Any:
+    """``options`` of a bound method with their time limit cut to ``seconds``.
+
+    IBP and CROWN are single passes without a limit; alpha-CROWN stops
+    iterating, and the LP stops solving, at the limit (both keep the bounds
+    found so far, so an early stop only loosens them).
+    """
+    if seconds is None or method not in ("alpha-crown", "lp"):
+        return options
+    if options is None:
+        options = AlphaOptions() if method == "alpha-crown" else LPOptions()
+    limit = seconds if options.time_limit is None else min(options.time_limit, seconds)
+    return replace(options, time_limit=limit)
+
+
+def _run_bounds(query: _Query, method: str, budget: Budget, options: Any = None) -> _Outcome:
+    """One bound method on the whole property, within ``budget``."""
     if method == "sdp":  # imported here: it loads cvxpy
         from verifiNN.sdp.verifier import sdp_verify
 
-        result = sdp_verify(query.network, query.spec, options)
-        return _Outcome(Verdict(result.verdict), method, statistics=dict(result.statistics))
+        result = sdp_verify(query.network, query.spec, options, timeout=budget.timeout())
+        verdict = Verdict(result.verdict)
+        if verdict is Verdict.UNKNOWN and result.statistics.get("skipped_for_time"):
+            verdict = Verdict.TIMEOUT
+        return _Outcome(verdict, method, statistics=dict(result.statistics))
+    options = _timed_options(method, options, budget.timeout())
     result = bounds_verify(query.network, query.spec, method, options=options, device=query.device)
     return _Outcome(Verdict(result.verdict), method, statistics=dict(result.statistics))
 
@@ -312,13 +332,16 @@ def _portfolio(query: _Query) -> _Outcome | None:
     if _decided(outcome) or budget.expired():
         return outcome
     if not input_split:
-        outcome = query.timed("crown", lambda: _run_bounds(query, "crown"))
+        outcome = query.timed("crown", lambda: _run_bounds(query, "crown", budget))
         if _decided(outcome) or budget.expired():
             return outcome
         # ReLU splitting starts with alpha-CROWN on the same rows: no need to run it twice.
         options = None if "relu-bab" in methods else _alpha_options(query, query.phases["crown"])
         if options is not None:
-            outcome = query.timed("alpha-crown", lambda: _run_bounds(query, "alpha-crown", options))
+            half = budget.sub(0.5 * budget.remaining()) if budget.limited else budget
+            outcome = query.timed(
+                "alpha-crown", lambda: _run_bounds(query, "alpha-crown", half, options)
+            )
             if _decided(outcome) or budget.expired():
                 return outcome
     if "relu-bab" in methods and budget.limited:
@@ -351,7 +374,7 @@ def _single(query: _Query, method: str) -> _Outcome | None:
     if method == "attack":
         return query.timed("attack", lambda: _run_attack(query, query.budget, query.seed))
     if method in BOUND_METHODS:
-        return query.timed(method, lambda: _run_bounds(query, method))
+        return query.timed(method, lambda: _run_bounds(query, method, query.budget))
     return query.timed(method, lambda: _run_complete(query, method, query.budget))
 
 

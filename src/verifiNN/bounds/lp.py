@@ -26,6 +26,7 @@ tightened by two LPs, layer by layer, with the same dual-bound rule.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -247,13 +248,22 @@ def _build(
     return builder.program(), z_starts
 
 
+def _deadline(options: LPOptions) -> float:
+    """The ``time.perf_counter()`` value at which ``options.time_limit`` runs out."""
+    return INF if options.time_limit is None else time.perf_counter() + options.time_limit
+
+
 def _minimise(
-    model: HighsModel, lp: LinearProgram, cols: np.ndarray, coefs: np.ndarray, options: LPOptions
+    model: HighsModel, lp: LinearProgram, cols: np.ndarray, coefs: np.ndarray, deadline: float
 ) -> float:
-    """Sound lower bound of ``min coefs . x[cols]`` (``-inf`` when the solve fails)."""
+    """Sound lower bound of ``min coefs . x[cols]`` (``-inf`` when the solve fails
+    or ``deadline`` has passed)."""
+    left = deadline - time.perf_counter()
+    if left <= 0:
+        return -INF
     model.set_costs(np.arange(lp.num_cols), np.zeros(lp.num_cols))
     model.set_costs(cols, coefs)
-    solution = model.solve(options.time_limit)
+    solution = model.solve(None if left == INF else left)
     if solution.status is not LPStatus.OPTIMAL or solution.row_duals is None:
         return -INF
     cost = np.zeros(lp.num_cols)
@@ -266,9 +276,11 @@ def _tighten(
     stages: list[Stage],
     bounds: dict[str, Interval],
     input_set: InputSet,
-    options: LPOptions,
+    deadline: float,
+    threads: int,
 ) -> dict[str, Interval]:
-    """Per-neuron LP bounds of every unstable pre-activation, layer by layer."""
+    """Per-neuron LP bounds of every unstable pre-activation, layer by layer
+    (until ``deadline``; later neurons keep their given bounds)."""
     for k, stage in enumerate(stages[:-1]):
         zb = bounds[stage.name]
         record = RELAXATIONS[type(stage.act.op)]
@@ -276,14 +288,14 @@ def _tighten(
         for region in range(input_set.batch):
             mask = record.needs_bounds(stage.act.op, lower[region], upper[region])
             rows = mask.nonzero().squeeze(1).tolist()
-            if not rows:
+            if not rows or time.perf_counter() >= deadline:
                 continue
             lp, z_starts = _build(stages, bounds, input_set, region, k)
-            model = HighsModel(lp, options.threads)
+            model = HighsModel(lp, threads)
             for j in rows:
                 col = np.array([z_starts[k] + j])
-                lo = _minimise(model, lp, col, np.array([1.0]), options)
-                hi = -_minimise(model, lp, col, np.array([-1.0]), options)
+                lo = _minimise(model, lp, col, np.array([1.0]), deadline)
+                hi = -_minimise(model, lp, col, np.array([-1.0]), deadline)
                 lower[region, j] = max(float(lower[region, j]), lo)
                 upper[region, j] = min(float(upper[region, j]), hi)
         bounds[stage.name] = Interval(lower.reshape(zb.shape), upper.reshape(zb.shape))
@@ -313,19 +325,22 @@ def lp_bound(
         the number of LPs solved.
     """
     options = options or LPOptions()
+    deadline = _deadline(options)
     stages = chain_stages(graph)
     bounds = dict(bounds)
     if options.tighten:
-        bounds = _tighten(graph, stages, bounds, input_set, options)
+        bounds = _tighten(graph, stages, bounds, input_set, deadline, options.threads)
     batch, m = input_set.batch, C.shape[1]
     rows = C.expand(batch, *C.shape[1:]).detach().cpu().double().numpy()
     out = np.full((batch, m), -INF)
     depth = len(stages) - 1
     for region in range(batch):
+        if time.perf_counter() >= deadline:
+            break
         lp, z_starts = _build(stages, bounds, input_set, region, depth)
         model = HighsModel(lp, options.threads)
         cols = z_starts[depth] + np.arange(rows.shape[-1])
         for i in range(m):
-            out[region, i] = _minimise(model, lp, cols, rows[region, i], options)
+            out[region, i] = _minimise(model, lp, cols, rows[region, i], deadline)
     lower = torch.as_tensor(out, dtype=C.dtype, device=C.device)
     return lower, bounds, {"lp_solves": float(batch * m)}

@@ -132,8 +132,9 @@ class LPOptions:
     Attributes:
         tighten: before bounding ``C y``, tighten every unstable neuron's bounds
             by two LPs (min and max), layer by layer.
-        time_limit: seconds per LP solve (``None``: no limit); a solve that
-            stops early falls back to the CROWN bound of that row.
+        time_limit: seconds for the whole call (``None``: no limit); each
+            solve gets what is left, and a row whose solve stops early or never
+            starts keeps its CROWN bound (the answer stays sound, only looser).
         threads: HiGHS threads.
         crown: options of the CROWN pass that gives the default intermediate bounds.
     """

@@ -25,7 +25,7 @@ from verifiNN.bounds.types import CrownOptions, Interval
 from verifiNN.errors import InvalidInputError
 from verifiNN.sdp.dual import sound_bound
 from verifiNN.sdp.formulation import FORMULATIONS, SDPData, build_sdp, reduce_layers
-from verifiNN.sdp.solve import SOLVERS, solve_sdp
+from verifiNN.sdp.solve import SOLVERS, setup_seconds, solve_sdp
 
 __all__ = ["SDPOptions", "region_sdp", "sdp_bound"]
 
@@ -103,6 +103,7 @@ def sdp_bound(
     C: Tensor,
     options: SDPOptions | None = None,
     skip: Tensor | None = None,
+    deadline: float | None = None,
 ) -> tuple[Tensor, dict[str, float]]:
     """Sound lower bounds of ``C y`` by the SDP relaxation.
 
@@ -113,27 +114,42 @@ def sdp_bound(
         C: ``(B or 1, m, n_out)`` rows.
         options: :class:`SDPOptions`.
         skip: optional ``(B, m)`` mask of rows not to solve (``-inf`` returned).
+        deadline: ``time.perf_counter()`` value after which no solve starts
+            (rows left get ``-inf``); nor does one whose set-up alone is
+            estimated to overrun it (:func:`~verifiNN.sdp.solve.setup_seconds`);
+            each solve's limit is cut to what is left.
 
     Returns:
         ``(lower, statistics)``: ``(B, m)`` bounds (``-inf`` where a solve
         failed or was skipped) and ``sdp_solves``, ``sdp_seconds``,
-        ``max_block`` (largest PSD block order).
+        ``max_block`` (largest PSD block order), ``skipped_for_time``
+        (regions or rows left unsolved for lack of time).
     """
     options = options or SDPOptions()
     batch, m = input_set.batch, C.shape[1]
     rows = C.expand(batch, *C.shape[1:]).detach().cpu().double().numpy()
     out = np.full((batch, m), -np.inf)
-    stats = {"sdp_solves": 0.0, "sdp_seconds": 0.0, "max_block": 0.0}
+    stats = {"sdp_solves": 0.0, "sdp_seconds": 0.0, "max_block": 0.0, "skipped_for_time": 0.0}
     start = time.perf_counter()
     for region in range(batch):
         todo = [i for i in range(m) if skip is None or not bool(skip[region, i])]
         if not todo:
             continue
+        if deadline is not None and time.perf_counter() >= deadline:
+            stats["skipped_for_time"] += 1
+            continue
         build = region_sdp(graph, input_set, bounds, region, options.formulation)
         for i in todo:
             data = build(rows[region, i])
             stats["max_block"] = max(stats["max_block"], float(max(data.sizes)))
-            result = solve_sdp(data, options.solver, options.time_limit, options.accuracy)
+            limit = options.time_limit
+            if deadline is not None:
+                left = deadline - time.perf_counter()
+                if left <= setup_seconds(data):  # set-up alone would overrun
+                    stats["skipped_for_time"] += 1
+                    break
+                limit = left if limit is None else min(limit, left)
+            result = solve_sdp(data, options.solver, limit, options.accuracy)
             stats["sdp_solves"] += 1
             if result.y is not None:
                 out[region, i] = sound_bound(data, result.y)

@@ -63,6 +63,19 @@ def pick_solver(data: SDPData, solver: str = "auto") -> str:
     return "CLARABEL" if max(data.sizes) <= CLARABEL_MAX_BLOCK else "SCS"
 
 
+#: Seconds of cvxpy compilation and solver set-up (SCS's factorisation) per PSD
+#: matrix entry and constraint non-zero: neither can be interrupted, so a solve
+#: whose estimate exceeds the time left is not started. Measured 2.5e-6 to
+#: 6.5e-6 on MNIST MLPs, the digits CNN and ACAS Xu (2-core CPU); rounded up.
+SETUP_SECONDS_PER_ENTRY = 1e-5
+
+
+def setup_seconds(data: SDPData) -> float:
+    """Pessimistic estimate of the uninterruptible set-up time of :func:`solve_sdp`."""
+    entries = sum(int(m) * int(m) for m in data.sizes) + int(data.A.nnz)
+    return SETUP_SECONDS_PER_ENTRY * entries
+
+
 def _solver_options(name: str, time_limit: float | None, accuracy: float) -> dict:
     if name == "SCS":
         opts = {"eps_abs": accuracy, "eps_rel": accuracy, "max_iters": 20000}

@@ -33,8 +33,11 @@ from verifiNN.verifier import Verifier, check_point, robustness_result
 __all__ = ["SDPVerifier", "sdp_verify"]
 
 
-def _case_margin(graph, case: Case, options: SDPOptions, stats: dict) -> float:
-    """Worst disjunct margin of one case (positive: proved); stops at the first open disjunct."""
+def _case_margin(
+    graph, case: Case, options: SDPOptions, stats: dict, deadline: float | None = None
+) -> float:
+    """Worst disjunct margin of one case (positive: proved); stops at the first open
+    disjunct. Rows not solved by ``deadline`` keep their first bound."""
     network = graph.network
     if not case.unsafe:
         return math.inf
@@ -63,7 +66,7 @@ def _case_margin(graph, case: Case, options: SDPOptions, stats: dict) -> float:
         for i in range(part.start, part.stop):
             skip = torch.ones(1, C.shape[0], dtype=torch.bool)
             skip[0, i] = False
-            sdp, st = sdp_bound(graph, input_set, first.bounds, rows, options, skip)
+            sdp, st = sdp_bound(graph, input_set, first.bounds, rows, options, skip, deadline)
             for key, value in st.items():
                 stats[key] = max(stats.get(key, 0.0), value) if key == "max_block" else (
                     stats.get(key, 0.0) + value
@@ -82,6 +85,7 @@ def sdp_verify(
     network: Network,
     spec: Specification,
     options: SDPOptions | None = None,
+    timeout: float | None = None,
 ) -> VerificationResult:
     """Prove a specification by the SDP relaxation: ``unsat`` or ``unknown``.
 
@@ -89,11 +93,15 @@ def sdp_verify(
         network: a chain of affine maps (Dense, Conv, AvgPool, ...) and ReLUs.
         spec: the property (its constraints describe the unsafe outputs).
         options: :class:`SDPOptions`.
+        timeout: seconds for the whole call (``None``: none); no SDP solve
+            starts after it, and each solve's limit is cut to what is left
+            (problem set-up is not interruptible).
 
     Returns:
         A :class:`~verifiNN.results.VerificationResult` (method ``'sdp'``);
         ``statistics`` holds ``cases``, ``cases_proved``, ``worst_margin``,
-        ``sdp_solves``, ``sdp_seconds``, ``max_block`` and ``seconds``.
+        ``sdp_solves``, ``sdp_seconds``, ``max_block``, ``skipped_for_time``
+        (solves not started for lack of time) and ``seconds``.
 
     Raises:
         SpecError: the property does not fit the network.
@@ -103,12 +111,18 @@ def sdp_verify(
         raise SpecError(f"expected a Specification, got {type(spec).__name__}")
     options = options or SDPOptions()
     start = time.perf_counter()
+    deadline = None if timeout is None else start + max(float(timeout), 0.0)
     graph = bound_graph(network, torch.float64)
     spec.validate_for(graph.network)
-    stats: dict[str, float] = {"sdp_solves": 0.0, "sdp_seconds": 0.0, "max_block": 0.0}
+    stats: dict[str, float] = {
+        "sdp_solves": 0.0,
+        "sdp_seconds": 0.0,
+        "max_block": 0.0,
+        "skipped_for_time": 0.0,
+    }
     margins = []
     for case in spec.cases:
-        margins.append(_case_margin(graph, case, options, stats))
+        margins.append(_case_margin(graph, case, options, stats, deadline))
         if margins[-1] <= 0:
             break
     proved = np.array(margins) > 0

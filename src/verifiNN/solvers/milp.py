@@ -31,9 +31,15 @@ Each disjunct ``C y <= d`` of a case is decided by minimising ``t`` subject to
   default. A disjunct counts as empty only when HiGHS finishes with no
   incumbent at or below ``tau`` (it showed that ``t > tau``, up to its own
   tolerances) or reports a dual bound above ``tau``; incumbents in
-  ``(0, tau]`` (ties within the solver's accuracy) give ``unknown``. The margin
-  guards against LP tolerances of order ``1e-7`` relative; it is not a proof
-  certificate (the reliability work adds dual certificates).
+  ``(0, tau]`` (ties within the solver's accuracy) give ``unknown``.
+  Why a margin and not a certificate: HiGHS's feasibility and integrality
+  tolerances (``1e-7``, ``1e-6``) only *enlarge* the set it searches (a
+  near-feasible point or a fractional binary is accepted), which errs on the
+  safe side for a proof of emptiness; the unsafe direction is a node pruned
+  on an LP bound that is optimistic by up to the dual feasibility tolerance
+  (``1e-7``, relative to the scaled objective). ``tau`` is ten times that,
+  relative to the rows' range. A rigorous certificate for a MILP would need
+  every pruned node's dual solution, which HiGHS does not expose.
 * A disjunct whose bound already shows ``max_i (lower_i - d_i) > 0`` is
   skipped without a MILP.
 
