@@ -46,14 +46,21 @@ def _problem(seed: int) -> tuple[Network, Specification]:
     return network, Specification([Case(Box(lower, upper), tuple(disjuncts))])
 
 
-@pytest.mark.parametrize("engine", ["auto", "crown"])
+#: Every open box goes to the leaf MILP at once (the MLP engine has its bounds).
+LEAF_MILP_ALWAYS = {"leaf_milp_after": 0, "leaf_milp_unstable": 10**6}
+
+
+@pytest.mark.parametrize("engine", ["auto", "crown", "leaf-milp"])
 @pytest.mark.parametrize("seed", range(16))
 def test_random_properties_are_sound(seed: int, engine: str) -> None:
     network, spec = _problem(seed)
     box = spec.cases[0].input_region
     grid = _grid(box.lower, box.upper, 41 if box.lower.size == 2 else 17)
     grid_violated = bool(spec.violations(grid, network.get_output(grid)).any())
-    options = BaBOptions(engine=engine, batch_size=64)
+    if engine == "leaf-milp":
+        options = BaBOptions(batch_size=64, **LEAF_MILP_ALWAYS)
+    else:
+        options = BaBOptions(engine=engine, batch_size=64, leaf_milp_unstable=0)
     result = input_split_bab(network, spec, Budget.start(20), options)
     if result.verdict is Verdict.SAT:
         x, y = result.counterexample
@@ -145,3 +152,30 @@ def test_network_without_hidden_layer(d: float, expected: Verdict) -> None:
     box = Box(np.zeros(2), np.ones(2))
     spec = Specification([Case(box, HalfSpaces(np.array([[1.0, -1.0]]), np.array([d])))])
     assert input_split_bab(network, spec).verdict is expected
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_leaf_milps_decide_near_ties_exactly(seed: int) -> None:
+    """Thresholds a hair (1e-5 relative) below and above the true minimum (found
+    by a separate whole-box MILP): with every open box sent to a leaf MILP, the
+    search proves the first and refutes the second with a real counterexample."""
+    from verifiNN.solvers.milp import milp_minimum
+
+    rng = np.random.default_rng(300 + seed)
+    network = Network(*random_mlp_params(rng, [3, 16, 16, 16, 2]))
+    box = Box(-np.ones(3), np.ones(3))
+    row = np.array([1.0, -1.0])
+    minimum = milp_minimum(network, box, row).value
+    hair = 1e-5 * (1 + abs(minimum))
+
+    def spec(t: float) -> Specification:  # unsafe: y_0 - y_1 <= t
+        return Specification([Case(box, (HalfSpaces(row[None, :], np.array([t])),))])
+
+    options = BaBOptions(batch_size=8, **LEAF_MILP_ALWAYS)
+    below = input_split_bab(network, spec(minimum - hair), options=options)
+    assert below.verdict is Verdict.UNSAT
+    assert below.statistics["leaf_milps_proved"] > 0
+    above = input_split_bab(network, spec(minimum + hair), options=options)
+    assert above.verdict is Verdict.SAT
+    x, _ = above.counterexample
+    assert spec(minimum + hair).is_violated_by(x, network.get_output(x))

@@ -13,6 +13,8 @@ import itertools
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.optimize import linprog
 
 from conftest import random_mlp_params
@@ -22,7 +24,14 @@ from verifiNN.models.network import Network, Node
 from verifiNN.ops import Dense, ReLU, Sigmoid, as_tensor
 from verifiNN.results import Verdict
 from verifiNN.search import attack
-from verifiNN.solvers.milp import encode_mlp, layer_bounds, milp_minimum, milp_verify, mlp_layers
+from verifiNN.solvers.milp import (
+    encode_mlp,
+    encode_mlp_compact,
+    layer_bounds,
+    milp_minimum,
+    milp_verify,
+    mlp_layers,
+)
 from verifiNN.specs import Box, Case, HalfSpaces, LpBall, Specification
 
 
@@ -150,6 +159,57 @@ def test_binaries_are_the_unstable_relus():
         counts[method] = encode_mlp(mlp, box, pairs).binaries
         assert counts[method] == unstable
     assert counts["crown"] <= counts["ibp"]
+
+
+@settings(max_examples=12, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), l1=st.booleans())
+def test_compact_encoding_has_the_same_minimum_as_the_sparse_one(seed, l1):
+    """Substituting stable ReLUs away (encode_mlp_compact) changes the model, not
+    its optimum: both encodings' minima agree, on boxes and L1 balls, on nets
+    too wide for enumeration."""
+    rng = np.random.default_rng(seed)
+    n_in = int(rng.integers(2, 5))
+    widths = [n_in, *(int(w) for w in rng.integers(6, 14, size=int(rng.integers(2, 4)))), 3]
+    network = tiny_net(seed, widths)
+    center = rng.uniform(-0.5, 0.5, n_in)
+    radius = float(rng.uniform(0.1, 0.8))
+    region = LpBall(center, radius, "1") if l1 else Box(center - radius, center + radius)
+    c = rng.normal(size=3)
+    compact = milp_minimum(network, region, c, compact=True, bounds_method="crown")
+    sparse = milp_minimum(network, region, c, compact=False, bounds_method="crown")
+    assert compact.status == sparse.status == "optimal"
+    assert compact.value == pytest.approx(sparse.value, abs=1e-6 * (1 + abs(sparse.value)))
+    assert region.contains(compact.x)
+
+
+def test_compact_encoding_has_one_binary_per_unstable_relu_and_few_columns():
+    network = tiny_net(9, [2, 16, 16, 1])
+    box = Box([-0.3, -0.3], [0.3, 0.3])
+    mlp, _ = mlp_layers(network)
+    pairs, _, _ = layer_bounds(network, box, None, "crown")
+    unstable = sum(int(np.sum((lo < 0) & (hi > 0))) for lo, hi in pairs[:-1])
+    compact = encode_mlp_compact(mlp, box, pairs)
+    assert compact.binaries == encode_mlp(mlp, box, pairs).binaries == unstable
+    # input + (output, binary) per unstable ReLU + the output
+    assert compact.lp.num_cols == 2 + 2 * unstable + 1
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_given_hidden_bounds_give_the_same_verdicts(seed):
+    """milp_verify(hidden_bounds=...) (branch and bound's leaves) decides as the
+    MILP with its own bounds, on both sides of the exact minimum."""
+    network = tiny_net(400 + seed, [3, 8, 8, 2])
+    box = Box(-np.ones(3), np.ones(3))
+    row = np.array([[1.0, -1.0]])
+    minimum = milp_minimum(network, box, row[0]).value
+    pairs, _, _ = layer_bounds(network, box, None, "crown")
+    for t, expected in ((minimum - 1e-4, Verdict.UNSAT), (minimum + 1e-4, Verdict.SAT)):
+        spec = one_case_spec(box, row, np.array([t]))
+        given_ = milp_verify(network, spec, hidden_bounds=pairs[:-1])
+        assert given_.verdict is expected
+        assert milp_verify(network, spec).verdict is expected
+    with pytest.raises(InvalidInputError, match="hidden bound pairs"):
+        milp_verify(network, one_case_spec(box, row, np.array([0.0])), hidden_bounds=pairs)
 
 
 # ------------------------------------------------------------- verdicts

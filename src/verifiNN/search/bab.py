@@ -44,6 +44,7 @@ from verifiNN.models.network import Network
 from verifiNN.results import Verdict
 from verifiNN.search.forward_bounds import LinearRowBounds, mlp_bounder
 from verifiNN.search.unsafe_region import clip_to_unsafe, combine_conjunctions
+from verifiNN.solvers.milp import milp_verify
 from verifiNN.specs import Box, Case, Specification
 
 __all__ = ["BaBOptions", "BaBResult", "confirm_candidates", "input_split_bab"]
@@ -89,10 +90,22 @@ class BaBOptions:
             never). On ACAS Xu property 1 three steps prove ~8x more of the
             open boxes at ~12x the cost of a cheap bound, but the search was
             slower overall (3_7 prop_1: 7k domains in 60 s vs 27k), hence off.
+        leaf_milp_unstable: once the search has bounded ``leaf_milp_after``
+            domains, an open box with at most this many unstable ReLUs (MLP
+            engine) is decided by the exact MILP (:func:`verifiNN.solvers.milp.
+            milp_verify`, given the box's intermediate bounds) instead of being
+            split; a MILP that does not finish in ``leaf_milp_timeout`` seconds
+            leaves its box to splitting. 0: never. For near ties (ACAS Xu 3_3
+            prop_2: a margin of 1e-3 over a 4-D slab) input splitting alone
+            needs millions of boxes, while a MILP with 30 binaries takes about
+            0.1 s; on easy properties the search ends before ``leaf_milp_after``.
     """
 
     batch_size: int = 512
     clip: bool = True
+    leaf_milp_unstable: int = 30
+    leaf_milp_after: int = 5_000
+    leaf_milp_timeout: float = 5.0
     alpha_iterations: int = 0
     reuse_parent_bounds: bool = False
     engine: str = "auto"
@@ -109,7 +122,8 @@ class BaBResult:
     Attributes:
         verdict: ``unsat``, ``sat``, ``unknown`` (domain cap) or ``timeout``.
         counterexample: ``(x, y)`` confirmed by a float64 forward pass, for ``sat``.
-        statistics: domains bounded, batches, peak live domains, seconds.
+        statistics: domains bounded, batches, peak live domains, leaf MILPs
+            run and proved, seconds.
     """
 
     verdict: Verdict
@@ -166,7 +180,9 @@ def input_split_bab(
     budget = budget or Budget.start(None)
     options = options or BaBOptions()
     start = time.perf_counter()
-    stats = {"domains": 0.0, "batches": 0.0, "peak_domains": 0.0}
+    stats = dict.fromkeys(
+        ("domains", "batches", "peak_domains", "leaf_milps", "leaf_milps_proved"), 0.0
+    )
     bounder = _Bounder(network, options)
     for case in spec.cases:
         if not isinstance(case.input_region, Box):
@@ -260,6 +276,13 @@ def _search_case(
         if keep.any() and linear is not None and options.clip:
             lo, up, still_open = _use_linear_bounds(lo, up, linear, rows, still_open, options)
             keep = still_open.any(dim=1)
+        if keep.any() and packed is not None and _leaf_milp_due(options, stats):
+            outcome = _leaf_milps(
+                bounder, spec, case, (lo, up, packed), keep, still_open, budget, stats
+            )
+            if outcome is not None:
+                return outcome
+            keep = keep & still_open.any(dim=1)
         if not keep.any():
             continue
         lo, up, still_open, bound = lo[keep], up[keep], still_open[keep], bound[keep]
@@ -296,6 +319,59 @@ def _search_case(
             logger.info("input split: %d live domains exceed the cap", lower.shape[0])
             return Verdict.UNKNOWN, None
     return Verdict.UNSAT, None
+
+
+def _leaf_milp_due(options: BaBOptions, stats: dict[str, float]) -> bool:
+    return options.leaf_milp_unstable > 0 and stats["domains"] >= options.leaf_milp_after
+
+
+def _leaf_milps(
+    bounder: _Bounder,
+    spec: Specification,
+    case: Case,
+    boxes: tuple[Tensor, Tensor, Tensor],
+    keep: Tensor,
+    still_open: Tensor,
+    budget: Budget,
+    stats: dict[str, float],
+) -> tuple[Verdict, tuple[np.ndarray, np.ndarray] | None] | None:
+    """Decide the open boxes with few unstable ReLUs by the exact MILP (see
+    :attr:`BaBOptions.leaf_milp_unstable`), given their intermediate bounds.
+
+    A box the MILP proves gets its disjuncts closed in ``still_open`` (in
+    place); boxes whose MILP times out stay open for splitting.
+
+    Returns:
+        ``(sat, (x, y))`` for a counterexample (confirmed by the MILP's forward
+        pass), ``(timeout, None)`` when the budget ran out, else ``None``.
+    """
+    lo, up, packed = boxes
+    options = bounder.options
+    unstable = ((packed[:, 0] < 0) & (packed[:, 1] > 0)).sum(dim=1)
+    widths = [w.shape[0] for w in bounder.mlp.weights[:-1]]
+    for i in (keep & (unstable <= options.leaf_milp_unstable)).nonzero().squeeze(1).tolist():
+        if budget.expired():
+            return Verdict.TIMEOUT, None
+        disjuncts = tuple(h for h, is_open in zip(case.unsafe, still_open[i].tolist()) if is_open)
+        leaf = Case(Box(lo[i].numpy(), up[i].numpy()), disjuncts)
+        low, high = (part.double().numpy() for part in packed[i])
+        hidden = list(
+            zip(np.split(low, np.cumsum(widths)[:-1]), np.split(high, np.cumsum(widths)[:-1]))
+        )
+        result = milp_verify(
+            bounder.network,
+            Specification((leaf,), spec.num_inputs, spec.num_outputs),
+            timeout=min(options.leaf_milp_timeout, budget.remaining()),
+            hidden_bounds=hidden,
+            polish=False,
+        )
+        stats["leaf_milps"] += 1
+        if result.verdict is Verdict.SAT:
+            return Verdict.SAT, result.counterexample
+        if result.verdict is Verdict.UNSAT:
+            still_open[i] = False
+            stats["leaf_milps_proved"] += 1
+    return None
 
 
 def _use_linear_bounds(

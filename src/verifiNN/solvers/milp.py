@@ -78,6 +78,7 @@ __all__ = [
     "MilpMinimum",
     "auto_layer_bounds",
     "encode_mlp",
+    "encode_mlp_compact",
     "layer_bounds",
     "milp_minimum",
     "milp_verify",
@@ -274,6 +275,81 @@ def encode_mlp(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def encode_mlp_compact(
+    mlp: MLP,
+    region: Box | LpBall,
+    bounds: list[tuple[np.ndarray, np.ndarray]],
+) -> MilpEncoding:
+    """The MILP of :func:`encode_mlp` with every stable ReLU substituted away.
+
+    Each layer's input is kept as an affine expression of the *basis*
+    columns: the input ``x`` and the outputs of the unstable ReLUs so far. A
+    stably active neuron passes its expression on, a stably inactive one
+    gives zero, and only an unstable neuron gets columns (its output and its
+    binary) and the three big-M rows, written on its pre-activation's
+    expression; the output ``y`` gets columns bound to its expression. On a
+    small box with a few dozen unstable ReLUs among hundreds (branch-and-bound
+    leaves on ACAS Xu) the model has tens of columns instead of over a
+    thousand, and the time goes to search instead of presolve. The
+    pre-activation bounds of unstable neurons enter only through the big-M
+    rows (no columns carry them), which never removes a real point.
+
+    The rows are dense in the basis, so this suits networks with few inputs;
+    :func:`encode_mlp` keeps every layer sparse.
+    """
+    if len(bounds) != len(mlp.weights):
+        raise InvalidInputError(f"need {len(mlp.weights)} bound pairs, got {len(bounds)}")
+    builder = _Builder()
+    x, exact = _input_columns(builder, region)
+    basis = x  # the columns the expressions are written on
+    E, e = np.eye(x.size), np.zeros(x.size)  # layer input = E @ v[basis] + e
+    binaries = 0
+    for k, (weight, bias) in enumerate(zip(mlp.weights, mlp.biases)):
+        low, high = (np.asarray(b, np.float64).ravel() for b in bounds[k])
+        if low.size != weight.shape[0] or high.size != weight.shape[0]:
+            raise InvalidInputError(f"bounds of layer {k} do not have {weight.shape[0]} entries")
+        Z, z0 = weight @ E, weight @ e + bias  # pre-activation = Z @ v[basis] + z0
+        if k == len(mlp.weights) - 1:
+            y = builder.columns(low, np.maximum(high, low))
+            builder.rows([(y, _eye(y.size)), (basis, -Z)], z0, z0)
+            return MilpEncoding(builder.program(), x, y, binaries, exact)
+        if mlp.activations[k] != "ReLU":
+            E, e = Z, z0
+            continue
+        active, unstable = low >= 0, (low < 0) & (high > 0)
+        u = np.flatnonzero(unstable)
+        k_u, lo, hi, Zu, zu = u.size, low[u], high[u], Z[u], z0[u]
+        a = builder.columns(np.zeros(k_u), hi)
+        delta = builder.columns(np.zeros(k_u), np.ones(k_u), integer=True)
+        if k_u:
+            builder.rows([(a, _eye(k_u)), (basis, -Zu)], zu, INF)  # a >= z
+            builder.rows(  # a <= z - l (1 - delta)
+                [(a, _eye(k_u)), (basis, -Zu), (delta, sp.diags(-lo, format="coo"))],
+                -INF,
+                zu - lo,
+            )
+            builder.rows([(a, _eye(k_u)), (delta, sp.diags(-hi, format="coo"))], -INF, 0.0)
+        binaries += k_u
+        E_next = np.zeros((weight.shape[0], basis.size + k_u))
+        E_next[active, : basis.size] = Z[active]
+        E_next[u, basis.size + np.arange(k_u)] = 1.0
+        E, e = E_next, np.where(active, z0, 0.0)
+        basis = np.concatenate([basis, a])
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+#: Inputs up to which :func:`milp_verify` and :func:`milp_minimum` use
+#: :func:`encode_mlp_compact` by default.
+COMPACT_MAX_INPUTS = 16
+
+
+def _encoder(mlp: MLP, compact: bool | None = None):
+    """:func:`encode_mlp_compact` or :func:`encode_mlp` (``None``: by the input size)."""
+    if compact is None:
+        compact = mlp.weights[0].shape[1] <= COMPACT_MAX_INPUTS
+    return encode_mlp_compact if compact else encode_mlp
+
+
 # ---------------------------------------------------------------- bounds
 def mlp_layers(network: Network) -> tuple[MLP, list[str]]:
     """``network.as_mlp()`` and the node names whose bounds are each layer's ``z``.
@@ -412,6 +488,7 @@ class _Query:
     threads: int
     polish: bool
     stats: dict[str, float]
+    hidden_bounds: list[tuple[np.ndarray, np.ndarray]] | None = None
 
 
 def _confirm(query: _Query, case: Case, half: HalfSpaces, x: np.ndarray):
@@ -527,11 +604,34 @@ def auto_layer_bounds(network: Network, region: Box | LpBall, C, method: str, op
     return layer_bounds(network, region, C, "alpha-crown", options)
 
 
+def _with_output_bounds(
+    mlp: MLP, hidden: list[tuple[np.ndarray, np.ndarray]], C: np.ndarray | None
+) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray | None, np.ndarray | None]:
+    """Given hidden pre-activation bounds, the output's and ``C y``'s by interval arithmetic."""
+    if len(hidden) != len(mlp.weights) - 1:
+        raise InvalidInputError(
+            f"need {len(mlp.weights) - 1} hidden bound pairs, got {len(hidden)}"
+        )
+    lo, hi = hidden[-1]
+    relu = mlp.activations[-1] == "ReLU"
+    a_lo, a_hi = (np.maximum(lo, 0.0), np.maximum(hi, 0.0)) if relu else (lo, hi)
+    W, b = mlp.weights[-1], mlp.biases[-1]
+    pos, neg = np.maximum(W, 0.0), np.minimum(W, 0.0)
+    y = (pos @ a_lo + neg @ a_hi + b, pos @ a_hi + neg @ a_lo + b)
+    if C is None or C.shape[0] == 0:
+        return [*hidden, y], None, None
+    cpos, cneg = np.maximum(C, 0.0), np.minimum(C, 0.0)
+    return [*hidden, y], cpos @ y[0] + cneg @ y[1], cpos @ y[1] + cneg @ y[0]
+
+
 def _verify_case(query: _Query, case: Case, method: str, options: Any):
     """Decide one case: a confirmed ``(x, y)``, or the list of undecided outcomes."""
     C = np.concatenate([h.C for h in case.unsafe]) if case.unsafe else None
-    pairs, low, high = auto_layer_bounds(query.network, case.input_region, C, method, options)
-    encoding = encode_mlp(query.mlp, case.input_region, pairs)
+    if query.hidden_bounds is not None:
+        pairs, low, high = _with_output_bounds(query.mlp, query.hidden_bounds, C)
+    else:
+        pairs, low, high = auto_layer_bounds(query.network, case.input_region, C, method, options)
+    encoding = _encoder(query.mlp)(query.mlp, case.input_region, pairs)
     query.stats["binaries"] = max(query.stats["binaries"], encoding.binaries)
     offsets = np.cumsum([0] + [h.num_constraints for h in case.unsafe])
     parts = []
@@ -570,6 +670,7 @@ def milp_verify(
     margin: float = DEFAULT_MARGIN,
     threads: int = 1,
     polish: bool = True,
+    hidden_bounds: list[tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> VerificationResult:
     """Decide ``spec`` on an MLP exactly by the big-M MILP (Tjeng et al. 2019).
 
@@ -588,6 +689,11 @@ def milp_verify(
         margin: relative safety margin of a proof (see the module docstring).
         threads: HiGHS threads.
         polish: polish unconfirmed MILP solutions by a short float64 PGD.
+        hidden_bounds: sound ``(lower, upper)`` pre-activation bounds of every
+            hidden layer, valid on every case's input region (e.g. from branch
+            and bound, which has them for free); used instead of
+            ``bounds_method``, the output's bounds following by interval
+            arithmetic.
 
     Returns:
         A :class:`~verifiNN.results.VerificationResult`: ``sat`` with a
@@ -616,6 +722,7 @@ def milp_verify(
         polish,
         dict.fromkeys(("milps", "milp_nodes", "binaries", "proved_by_bounds", "proved_by_milp"), 0)
         | {"unconfirmed": 0, "polished": 0},
+        hidden_bounds,
     )
     undecided: list[str] = []
     for index, case in enumerate(spec.cases):
@@ -655,6 +762,7 @@ def milp_minimum(
     bounds_options: Any = None,
     threads: int = 1,
     tolerance: float | None = 1e-9,
+    compact: bool | None = None,
 ) -> MilpMinimum:
     """The exact minimum of ``c . network(x)`` over ``region`` by the big-M MILP.
 
@@ -673,6 +781,8 @@ def milp_minimum(
         bounds_options: its options.
         threads: HiGHS threads.
         tolerance: HiGHS primal/MIP feasibility tolerance (``None``: HiGHS's defaults).
+        compact: use :func:`encode_mlp_compact` (``None``: when the network
+            has at most :data:`COMPACT_MAX_INPUTS` inputs).
 
     Returns:
         A :class:`MilpMinimum`.
@@ -689,7 +799,7 @@ def milp_minimum(
         raise InvalidInputError(f"c has {c.size} entries, the network has {network.output_size}")
     mlp = mlp_layers(network)[0]
     pairs, _, _ = auto_layer_bounds(network, region, None, bounds_method, bounds_options)
-    encoding = encode_mlp(mlp, region, pairs)
+    encoding = _encoder(mlp, compact)(mlp, region, pairs)
     lp = encoding.lp
     cost = np.zeros(lp.num_cols)
     cost[encoding.y] = c
