@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -145,6 +146,28 @@ def test_verify_unsat(files, tmp_path, capfd):
     assert captured.out.splitlines() == ["unsat"]
     assert captured.err == ""
     assert read_result(out) == (Verdict.UNSAT, None, None)
+
+
+def test_no_solver_banner_leaks_while_the_command_guards_stdout():
+    """HiGHS announces itself on C-level stdout the first time a solver starts in
+    a process. While a command runs, stdout is pointed at stderr (so the verdict
+    stays the first stdout line); the banner must not reach either stream."""
+    script = (
+        "import numpy as np, scipy.sparse as sp\n"
+        "from verifiNN.cli import _stdout_to_stderr\n"
+        "from verifiNN.solvers.highs import HighsModel, LinearProgram\n"
+        "lp = LinearProgram(np.ones(1), sp.csr_matrix(np.ones((1, 1))), np.zeros(1),"
+        " np.ones(1), np.zeros(1), np.ones(1))\n"
+        "with _stdout_to_stderr():\n"
+        "    HighsModel(lp, 1).solve()\n"
+        "print('done')\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "done\n"
+    assert "HiGHS" not in proc.stderr, proc.stderr
 
 
 def test_bad_input_in_a_subprocess(files):

@@ -14,6 +14,7 @@ References:
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import sys
 import threading
@@ -136,19 +137,31 @@ def _new_highs() -> highspy.Highs:
 
 @contextlib.contextmanager
 def _stdout_to_devnull():
+    """Point file descriptor 1 (C-level stdout, whatever ``sys.stdout`` is: the
+    CLI points ``sys.stdout`` at stderr) at ``/dev/null`` for a while, flushing
+    C stdio buffers on both sides so nothing written meanwhile leaks later."""
+    with contextlib.suppress(AttributeError, OSError, ValueError):
+        sys.stdout.flush()
+    _flush_c_stdio()
     try:
-        fd = sys.stdout.fileno()
-    except (AttributeError, OSError, ValueError):
-        fd = 1
-    sys.stdout.flush()
-    saved = os.dup(fd)
+        saved = os.dup(1)
+    except OSError:  # no descriptor 1: nothing to silence
+        yield
+        return
     try:
         with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), fd)
+            os.dup2(devnull.fileno(), 1)
             yield
+            _flush_c_stdio()
     finally:
-        os.dup2(saved, fd)
+        os.dup2(saved, 1)
         os.close(saved)
+
+
+def _flush_c_stdio() -> None:
+    """``fflush(NULL)``: flush every C-level stdio buffer of this process (best effort)."""
+    with contextlib.suppress(OSError, AttributeError, TypeError):
+        ctypes.CDLL(None).fflush(None)
 
 
 class HighsModel:
