@@ -357,16 +357,14 @@ def _leaf_milps(
     lo, up, packed = boxes
     options = bounder.options
     unstable = ((packed[:, 0] < 0) & (packed[:, 1] > 0)).sum(dim=1)
-    widths = [w.shape[0] for w in bounder.mlp.weights[:-1]]
+    layer_ends = np.cumsum([w.shape[0] for w in bounder.mlp.weights[:-1]])[:-1]
     for i in (keep & (unstable <= options.leaf_milp_unstable)).nonzero().squeeze(1).tolist():
         if budget.expired():
             return Verdict.TIMEOUT, None
         disjuncts = tuple(h for h, is_open in zip(case.unsafe, still_open[i].tolist()) if is_open)
         leaf = Case(Box(lo[i].numpy(), up[i].numpy()), disjuncts)
-        low, high = (part.double().numpy() for part in packed[i])
-        hidden = list(
-            zip(np.split(low, np.cumsum(widths)[:-1]), np.split(high, np.cumsum(widths)[:-1]))
-        )
+        low, high = (np.split(part.double().numpy(), layer_ends) for part in packed[i])
+        hidden = list(zip(low, high))
         result = milp_verify(
             bounder.network,
             Specification((leaf,), spec.num_inputs, spec.num_outputs),
