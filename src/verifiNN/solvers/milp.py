@@ -17,6 +17,12 @@ alpha-CROWN, or CROWN on large unstable counts, by default):
   for proofs) and MILP points outside the ball are cut off by tangent planes
   (outer approximation, a bounded number of rounds).
 
+Networks with few inputs (at most :data:`COMPACT_MAX_INPUTS`, e.g. ACAS Xu)
+get :func:`encode_mlp_compact` instead: the same MILP with the stable ReLUs
+substituted away, so only the input, the unstable ReLUs and the output have
+columns. Callers that already hold intermediate bounds (branch and bound)
+pass them as ``hidden_bounds``.
+
 Each disjunct ``C y <= d`` of a case is decided by minimising ``t`` subject to
 ``C_i y - d_i <= t`` (so ``t`` is the disjunct's margin ``max_i (C_i y - d_i)``):
 
