@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
 import logging
 import math
 import os
@@ -39,6 +38,7 @@ from typing import NoReturn
 import numpy as np
 import torch
 
+from verifiNN._stdio import descriptor_1_to
 from verifiNN._version import __version__
 from verifiNN.bench import run_benchmark
 from verifiNN.budget import Budget
@@ -300,34 +300,14 @@ def _robustness_parser(commands) -> None:
 # ------------------------------------------------------------------ helpers
 @contextlib.contextmanager
 def _stdout_to_stderr() -> Iterator[None]:
-    """Send everything written to stdout (Python and C level) to stderr for a while.
-
-    Native libraries write to file descriptor 1 whatever ``sys.stdout`` is, so
-    descriptor 1 itself is pointed at descriptor 2 (and ``sys.stdout`` at
-    ``sys.stderr``) until the block ends.
-    """
-    sys.stdout.flush()
-    _flush_c_stdio()
-    try:
-        saved: int | None = os.dup(1)
-        os.dup2(2, 1)
-    except OSError:  # no descriptor 1 or 2 (a detached process): nothing native to guard
-        saved = None
-    try:
-        with contextlib.redirect_stdout(sys.stderr):
+    """Send everything written to stdout (Python and C level) to stderr for a while:
+    descriptor 1 itself is pointed at descriptor 2 (native libraries write to it
+    whatever ``sys.stdout`` is) and ``sys.stdout`` at ``sys.stderr``."""
+    with descriptor_1_to(2), contextlib.redirect_stdout(sys.stderr):
+        try:
             yield
-    finally:
-        sys.stderr.flush()
-        _flush_c_stdio()  # native output buffered by the C library goes out redirected
-        if saved is not None:
-            os.dup2(saved, 1)
-            os.close(saved)
-
-
-def _flush_c_stdio() -> None:
-    """``fflush(NULL)``: flush every C-level stdio buffer of this process (best effort)."""
-    with contextlib.suppress(OSError, AttributeError, TypeError):
-        ctypes.CDLL(None).fflush(None)
+        finally:
+            sys.stderr.flush()
 
 
 @contextlib.contextmanager

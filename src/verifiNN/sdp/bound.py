@@ -96,6 +96,11 @@ def region_sdp(
     return build
 
 
+def empty_statistics() -> dict[str, float]:
+    """The counters of :func:`sdp_bound`, at zero."""
+    return dict.fromkeys(("sdp_solves", "sdp_seconds", "max_block", "skipped_for_time"), 0.0)
+
+
 def sdp_bound(
     graph: BoundGraph,
     input_set: InputSet,
@@ -129,7 +134,7 @@ def sdp_bound(
     batch, m = input_set.batch, C.shape[1]
     rows = C.expand(batch, *C.shape[1:]).detach().cpu().double().numpy()
     out = np.full((batch, m), -np.inf)
-    stats = {"sdp_solves": 0.0, "sdp_seconds": 0.0, "max_block": 0.0, "skipped_for_time": 0.0}
+    stats = empty_statistics()
     start = time.perf_counter()
     for region in range(batch):
         todo = [i for i in range(m) if skip is None or not bool(skip[region, i])]

@@ -26,7 +26,7 @@ from verifiNN.bounds.types import proof_threshold
 from verifiNN.errors import InvalidInputError, SpecError
 from verifiNN.models.network import Network
 from verifiNN.results import Verdict, VerificationResult
-from verifiNN.sdp.bound import SDPOptions, sdp_bound
+from verifiNN.sdp.bound import SDPOptions, empty_statistics, sdp_bound
 from verifiNN.specs import Case, Specification, normalize_norm, robustness_spec
 from verifiNN.verifier import Verifier, check_point, robustness_result
 
@@ -114,12 +114,7 @@ def sdp_verify(
     deadline = None if timeout is None else start + max(float(timeout), 0.0)
     graph = bound_graph(network, torch.float64)
     spec.validate_for(graph.network)
-    stats: dict[str, float] = {
-        "sdp_solves": 0.0,
-        "sdp_seconds": 0.0,
-        "max_block": 0.0,
-        "skipped_for_time": 0.0,
-    }
+    stats = empty_statistics()
     margins = []
     for case in spec.cases:
         margins.append(_case_margin(graph, case, options, stats, deadline))

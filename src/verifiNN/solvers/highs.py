@@ -14,10 +14,9 @@ References:
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
-import sys
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import Enum
 
@@ -25,6 +24,7 @@ import highspy
 import numpy as np
 import scipy.sparse as sp
 
+from verifiNN._stdio import descriptor_1_to
 from verifiNN.errors import SolverError
 
 __all__ = ["INF", "HighsModel", "LPSolution", "LPStatus", "LinearProgram", "MipSolution"]
@@ -136,32 +136,11 @@ def _new_highs() -> highspy.Highs:
 
 
 @contextlib.contextmanager
-def _stdout_to_devnull():
-    """Point file descriptor 1 (C-level stdout, whatever ``sys.stdout`` is: the
-    CLI points ``sys.stdout`` at stderr) at ``/dev/null`` for a while, flushing
-    C stdio buffers on both sides so nothing written meanwhile leaks later."""
-    with contextlib.suppress(AttributeError, OSError, ValueError):
-        sys.stdout.flush()
-    _flush_c_stdio()
-    try:
-        saved = os.dup(1)
-    except OSError:  # no descriptor 1: nothing to silence
+def _stdout_to_devnull() -> Iterator[None]:
+    """Point descriptor 1 (C-level stdout, whatever ``sys.stdout`` is: the CLI
+    points ``sys.stdout`` at stderr) at ``/dev/null`` for a while."""
+    with open(os.devnull, "w") as devnull, descriptor_1_to(devnull.fileno()):
         yield
-        return
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 1)
-            yield
-            _flush_c_stdio()
-    finally:
-        os.dup2(saved, 1)
-        os.close(saved)
-
-
-def _flush_c_stdio() -> None:
-    """``fflush(NULL)``: flush every C-level stdio buffer of this process (best effort)."""
-    with contextlib.suppress(OSError, AttributeError, TypeError):
-        ctypes.CDLL(None).fflush(None)
 
 
 class HighsModel:

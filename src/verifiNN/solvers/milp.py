@@ -240,6 +240,25 @@ def _relu_layer(builder: _Builder, z: np.ndarray, low: np.ndarray, high: np.ndar
     return a
 
 
+def _layers_with_bounds(
+    mlp: MLP, bounds: list[tuple[np.ndarray, np.ndarray]]
+) -> list[tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]]]:
+    """``(weight, bias, (low, high))`` per layer, the bounds checked against the sizes.
+
+    Raises:
+        InvalidInputError: bounds that do not match the layers.
+    """
+    if len(bounds) != len(mlp.weights):
+        raise InvalidInputError(f"need {len(mlp.weights)} bound pairs, got {len(bounds)}")
+    layers = []
+    for k, (weight, bias) in enumerate(zip(mlp.weights, mlp.biases)):
+        low, high = (np.asarray(b, np.float64).ravel() for b in bounds[k])
+        if low.size != weight.shape[0] or high.size != weight.shape[0]:
+            raise InvalidInputError(f"bounds of layer {k} do not have {weight.shape[0]} entries")
+        layers.append((weight, bias, (low, high)))
+    return layers
+
+
 def encode_mlp(
     mlp: MLP,
     region: Box | LpBall,
@@ -259,16 +278,11 @@ def encode_mlp(
     Raises:
         InvalidInputError: bounds that do not match the layers.
     """
-    if len(bounds) != len(mlp.weights):
-        raise InvalidInputError(f"need {len(mlp.weights)} bound pairs, got {len(bounds)}")
     builder = _Builder()
     x, exact = _input_columns(builder, region)
     previous = x
     binaries = 0
-    for k, (weight, bias) in enumerate(zip(mlp.weights, mlp.biases)):
-        low, high = (np.asarray(b, np.float64).ravel() for b in bounds[k])
-        if low.size != weight.shape[0] or high.size != weight.shape[0]:
-            raise InvalidInputError(f"bounds of layer {k} do not have {weight.shape[0]} entries")
+    for k, (weight, bias, (low, high)) in enumerate(_layers_with_bounds(mlp, bounds)):
         z = builder.columns(low, np.maximum(high, low))
         builder.rows([(z, _eye(z.size)), (previous, -sp.coo_matrix(weight))], bias, bias)
         if k == len(mlp.weights) - 1:
@@ -303,17 +317,12 @@ def encode_mlp_compact(
     The rows are dense in the basis, so this suits networks with few inputs;
     :func:`encode_mlp` keeps every layer sparse.
     """
-    if len(bounds) != len(mlp.weights):
-        raise InvalidInputError(f"need {len(mlp.weights)} bound pairs, got {len(bounds)}")
     builder = _Builder()
     x, exact = _input_columns(builder, region)
     basis = x  # the columns the expressions are written on
     E, e = np.eye(x.size), np.zeros(x.size)  # layer input = E @ v[basis] + e
     binaries = 0
-    for k, (weight, bias) in enumerate(zip(mlp.weights, mlp.biases)):
-        low, high = (np.asarray(b, np.float64).ravel() for b in bounds[k])
-        if low.size != weight.shape[0] or high.size != weight.shape[0]:
-            raise InvalidInputError(f"bounds of layer {k} do not have {weight.shape[0]} entries")
+    for k, (weight, bias, (low, high)) in enumerate(_layers_with_bounds(mlp, bounds)):
         Z, z0 = weight @ E, weight @ e + bias  # pre-activation = Z @ v[basis] + z0
         if k == len(mlp.weights) - 1:
             y = builder.columns(low, np.maximum(high, low))
@@ -619,15 +628,18 @@ def _with_output_bounds(
             f"need {len(mlp.weights) - 1} hidden bound pairs, got {len(hidden)}"
         )
     lo, hi = hidden[-1]
-    relu = mlp.activations[-1] == "ReLU"
-    a_lo, a_hi = (np.maximum(lo, 0.0), np.maximum(hi, 0.0)) if relu else (lo, hi)
-    W, b = mlp.weights[-1], mlp.biases[-1]
-    pos, neg = np.maximum(W, 0.0), np.minimum(W, 0.0)
-    y = (pos @ a_lo + neg @ a_hi + b, pos @ a_hi + neg @ a_lo + b)
+    if mlp.activations[-1] == "ReLU":
+        lo, hi = np.maximum(lo, 0.0), np.maximum(hi, 0.0)
+    y = _affine_interval(mlp.weights[-1], mlp.biases[-1], lo, hi)
     if C is None or C.shape[0] == 0:
         return [*hidden, y], None, None
-    cpos, cneg = np.maximum(C, 0.0), np.minimum(C, 0.0)
-    return [*hidden, y], cpos @ y[0] + cneg @ y[1], cpos @ y[1] + cneg @ y[0]
+    return [*hidden, y], *_affine_interval(C, 0.0, *y)
+
+
+def _affine_interval(W: np.ndarray, b, lo: np.ndarray, hi: np.ndarray):
+    """Bounds of ``W v + b`` over the box ``lo <= v <= hi``."""
+    pos, neg = np.maximum(W, 0.0), np.minimum(W, 0.0)
+    return pos @ lo + neg @ hi + b, pos @ hi + neg @ lo + b
 
 
 def _verify_case(query: _Query, case: Case, method: str, options: Any):
