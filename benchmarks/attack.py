@@ -24,6 +24,7 @@ from pathlib import Path
 
 import torch
 
+from verifiNN.budget import Budget
 from verifiNN.io import load_onnx, load_vnnlib
 from verifiNN.search import attack
 
@@ -46,7 +47,7 @@ def run_one(folder: Path, row: dict[str, str], timeout: float, seed: int) -> dic
     network = load_onnx(folder / row["onnx"])
     spec = load_vnnlib(folder / row["vnnlib"], network)
     start = time.perf_counter()
-    result = attack(network, spec, timeout=timeout, seed=seed)
+    result = attack(network, spec, budget=Budget.start(timeout), seed=seed)
     seconds = time.perf_counter() - start
     confirmed = result.found and spec.check_counterexample(network, result.counterexample)
     if result.found and not confirmed:

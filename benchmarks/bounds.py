@@ -19,7 +19,7 @@ Single region: the property's input box. Batch of 1,024 regions: for MNIST the
 for ACAS Xu the property box cut into a 4^5 grid (what input splitting feeds a
 bound engine). alpha-CROWN runs exactly 20 iterations (no early stop).
 
-Counts: ``verify(network, spec, method)`` on the 15 mnistfc 256x2 properties at
+Counts: ``prove(network, spec, method)`` on the 15 mnistfc 256x2 properties at
 eps 0.03 and on ACAS Xu properties 1-4 for all 45 networks (no branching). A
 ``wrong`` count is an ``unsat`` where ``expected.csv`` says ``sat`` (must be 0).
 """
@@ -38,9 +38,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from verifiNN.bounds import AlphaOptions, compute_bounds, verify
+from verifiNN.bounds import AlphaOptions, compute_bounds
 from verifiNN.bounds.api import bound_graph
 from verifiNN.io import load_onnx, load_vnnlib
+from verifiNN.search.prove import prove
 
 HERE = Path(__file__).resolve().parent
 ALPHA_FIXED = AlphaOptions(iterations=20, early_stop=False)
@@ -177,7 +178,7 @@ def count_rows(data: Path, quick: bool) -> tuple[list[dict], list[dict]]:
             spec = load_vnnlib(data / folder / vnnlib_name)
             for method in ("crown", "alpha-crown"):
                 start = time.perf_counter()
-                verdict = verify(network, spec, method).verdict.value
+                verdict = prove(network, spec, method).verdict.value
                 seconds = time.perf_counter() - start
                 instances.append(
                     {

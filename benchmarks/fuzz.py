@@ -34,7 +34,7 @@ import torch
 
 from verifiNN.executors import make_executor
 from verifiNN.fuzz import CaseReport, check_case, random_case
-from verifiNN.portfolio import METHODS
+from verifiNN.methods import METHODS
 
 FIELDS = (
     "seed",

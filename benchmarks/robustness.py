@@ -28,8 +28,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from verifiNN.budget import Budget
 from verifiNN.io import load_onnx, load_vnnlib
-from verifiNN.robustness import exact_robustness, pointwise_robustness
+from verifiNN.verifiers.robustness import exact_robustness, pointwise_robustness
 
 
 def data_folder(argument: str | None) -> Path:
@@ -62,7 +63,7 @@ def main() -> None:
         x = recover_image(np.asarray(box.lower), np.asarray(box.upper), 0.03)
         start = time.perf_counter()
         exact = exact_robustness(
-            network, x, args.epsilon, "inf", timeout=args.timeout, domain=(0.0, 1.0)
+            network, x, args.epsilon, "inf", budget=Budget.start(args.timeout), domain=(0.0, 1.0)
         )
         exact_s = time.perf_counter() - start
         start = time.perf_counter()

@@ -20,7 +20,8 @@ wall time (modelling + solve + sound bound) and both bounds. Writes
 ``digits``: the conv net of ``examples/digits`` (input 64 in [0, 1], conv
 4x3x3 pad 1, ReLU, conv 8x4x4 stride 2 pad 1, ReLU, dense 128 -> 10) on the
 first ``--images`` test images at L-inf radius ``--eps`` (clipped to [0, 1]):
-``verify(method='lp')`` then, where the LP fails, the SDP. Writes
+``prove(method='lp')`` then, where the LP fails, the SDP (``prove(method='sdp')``, the
+time limit per image). Writes
 ``benchmarks/out/sdp_digits.csv``.
 
 Every table is printed as Markdown.
@@ -39,13 +40,14 @@ import numpy as np
 import torch
 
 from verifiNN.bounds import compute_bounds
-from verifiNN.bounds import verify as bounds_verify
 from verifiNN.bounds.api import bound_graph, prepare_rows
-from verifiNN.bounds.regions import as_input_set
+from verifiNN.budget import Budget
 from verifiNN.io import load_onnx
 from verifiNN.models.network import Network
+from verifiNN.regions import as_batch
 from verifiNN.results import Verdict
-from verifiNN.sdp import SDPOptions, sdp_bound, sdp_verify
+from verifiNN.search.prove import prove
+from verifiNN.solvers.sdp import SDPOptions, sdp_bound
 from verifiNN.specs import Box, robustness_spec
 
 HERE = Path(__file__).resolve().parent
@@ -77,7 +79,7 @@ def _lp_and_sdp(net: Network, box: Box, c: np.ndarray, options: SDPOptions):
     lp = compute_bounds(net, box, C, "lp", bounds=crown.bounds, bound_upper=False)
     lp_seconds = time.perf_counter() - start
     graph = bound_graph(net)
-    input_set = as_input_set(box, net.input_size, torch.float64, None)
+    input_set = as_batch(box, net.input_size, torch.float64, None)
     rows = prepare_rows(C, net.output_size, 1, torch.float64, torch.device("cpu"))
     start = time.perf_counter()
     sdp, stats = sdp_bound(graph, input_set, crown.bounds, rows, options)
@@ -167,7 +169,7 @@ def _lp_radius(net: Network, x: np.ndarray, label: int, high: float = 0.3) -> fl
     for _ in range(12):
         mid = 0.5 * (low + high)
         spec = robustness_spec(net, x, mid, label=label, domain=(0, 1))
-        if bounds_verify(net, spec, "lp").verdict is Verdict.UNSAT:
+        if prove(net, spec, "lp").verdict is Verdict.UNSAT:
             low = mid
         else:
             high = mid
@@ -190,7 +192,7 @@ def digits(
     net = load_onnx(folder / model)
     data = np.load(folder / "digits_test.npz")
     X, Y = data["x"].astype(np.float64), data["y"]
-    options = SDPOptions(solver=solver, accuracy=accuracy, time_limit=time_limit)
+    options = SDPOptions(solver=solver, accuracy=accuracy)
     rows, start = [], time.perf_counter()
     for i in range(min(images, len(X))):
         label = int(Y[i])
@@ -202,12 +204,12 @@ def digits(
         radius = eps if factor is None else factor * _lp_radius(net, X[i], label)
         spec = robustness_spec(net, X[i], radius, label=label, domain=(0, 1))
         t = time.perf_counter()
-        lp = bounds_verify(net, spec, "lp")
+        lp = prove(net, spec, "lp")
         lp_s = time.perf_counter() - t
         sdp, sdp_s, margin = "", "", ""
         if lp.verdict is not Verdict.UNSAT:
             t = time.perf_counter()
-            result = sdp_verify(net, spec, options)
+            result = prove(net, spec, "sdp", options=options, budget=Budget.start(time_limit))
             sdp_s, sdp = round(time.perf_counter() - t, 2), result.verdict.value
             margin = result.statistics["worst_margin"]
         rows.append({"image": i, "label": label, "correct": True, "eps": round(radius, 6),

@@ -47,3 +47,12 @@ def random_mlp_params(
     ]
     biases = [rng.normal(0.0, 0.5 * scale, size=n_out) for n_out in widths[1:]]
     return weights, biases
+
+
+def ticking_budget(reads: int):
+    """A :class:`~verifiNN.budget.Budget` that runs out after its clock is read
+    ``reads`` times: time limits tested by counting, never by the wall clock."""
+    from verifiNN.budget import Budget
+
+    ticks = itertools.count()
+    return Budget.start(reads, clock=lambda: float(next(ticks)))

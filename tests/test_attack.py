@@ -11,16 +11,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import random_mlp_params
+from verifiNN.budget import Budget
 from verifiNN.errors import InvalidInputError, SpecError
 from verifiNN.io import load_onnx, load_vnnlib
 from verifiNN.models.network import Network
-from verifiNN.search import attack, attack_domains
-from verifiNN.search.projections import (
+from verifiNN.regions import (
     project_ball,
     project_l1_ball,
     project_l2_ball,
     project_region,
 )
+from verifiNN.search import attack, attack_domains
 from verifiNN.specs import Box, Case, HalfSpaces, LpBall, Specification
 
 
@@ -149,10 +150,10 @@ def test_timeout_is_honoured():
     box = Box(-np.ones(3), np.ones(3))
     spec = one_case_spec(box, [[1.0, 0.0]], [-1e6])  # unreachable
     steps, restarts = 1_000_000, 8
-    result = attack(network, spec, restarts=restarts, steps=steps, timeout=0.2)
+    result = attack(network, spec, restarts=restarts, steps=steps, budget=Budget.start(0.2))
     assert result.timed_out and not result.found
     assert result.evaluations < restarts * steps
-    nothing = attack(network, spec, timeout=0.0)
+    nothing = attack(network, spec, budget=Budget.start(0.0))
     assert nothing.timed_out and nothing.evaluations <= 2
 
 
@@ -160,7 +161,7 @@ def test_bad_arguments():
     network = tiny_net(1, [2, 3, 2])
     box = Box([0.0, 0.0], [1.0, 1.0])
     with pytest.raises(InvalidInputError):
-        attack(network, one_case_spec(box, [[1.0, 0.0]], [0.0]), timeout=-1)
+        attack(network, one_case_spec(box, [[1.0, 0.0]], [0.0]), budget=Budget.start(-1))
     with pytest.raises(SpecError):
         attack(network, one_case_spec(Box([0.0], [1.0]), [[1.0, 0.0]], [0.0]))
 
@@ -266,7 +267,7 @@ def test_attack_finds_known_acasxu_counterexamples(benchmark_data):
     for row in rows:
         network = load_onnx(folder / row["onnx"])
         spec = load_vnnlib(folder / row["vnnlib"], network)
-        result = attack(network, spec, timeout=30)
+        result = attack(network, spec, budget=Budget.start(30))
         assert result.found, row
         assert spec.check_counterexample(network, result.counterexample)
 
@@ -275,7 +276,7 @@ def test_attack_on_the_test_instances(benchmark_data):
     folder = benchmark_data / "test"
     spec = load_vnnlib(folder / "test_prop.vnnlib")
     sat = load_onnx(folder / "test_sat.onnx")
-    result = attack(sat, spec, timeout=30)
+    result = attack(sat, spec, budget=Budget.start(30))
     assert result.found and spec.check_counterexample(sat, result.counterexample)
     unsat = load_onnx(folder / "test_unsat.onnx")
     assert not attack(unsat, spec, restarts=16, steps=30).found  # expected: unsat
@@ -285,5 +286,5 @@ def test_attack_finds_an_mnist_counterexample(benchmark_data):
     folder = benchmark_data / "mnistfc"
     network = load_onnx(folder / "mnist-net_256x2.onnx")
     spec = load_vnnlib(folder / "prop_7_0.05.vnnlib", network)
-    result = attack(network, spec, timeout=30)
+    result = attack(network, spec, budget=Budget.start(30))
     assert result.found and spec.check_counterexample(network, result.counterexample)

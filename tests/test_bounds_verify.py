@@ -1,4 +1,4 @@
-"""Verdicts from bounds: ``verify`` and ``CROWNVerifier``."""
+"""Verdicts from bounds: ``prove`` and ``CROWNVerifier``."""
 
 from __future__ import annotations
 
@@ -10,10 +10,12 @@ from hypothesis import strategies as st
 
 from test_bounds_soundness import mlp, outputs
 from verifiNN import Network
-from verifiNN.bounds import AlphaOptions, CROWNVerifier, verify
+from verifiNN.bounds import AlphaOptions
 from verifiNN.errors import InvalidInputError, SpecError
 from verifiNN.results import Verdict
+from verifiNN.search.prove import prove
 from verifiNN.specs import Box, Case, HalfSpaces, LpBall, Specification, robustness_spec
+from verifiNN.verifiers import CROWNVerifier
 
 torch.set_num_threads(1)
 METHODS = ("ibp", "crown", "alpha-crown", "lp")
@@ -33,11 +35,10 @@ def test_a_conjunction_is_empty_when_one_row_is_refuted(method):
     net = _identity_net()
     box = Box([0.0, 0.0], [1.0, 1.0])
     refuted = HalfSpaces([[1.0, 0.0], [0.0, 1.0]], [-1.0, 0.5])  # y0 <= -1 and y1 <= 0.5
-    assert verify(net, _spec(box, refuted), method).verdict is Verdict.UNSAT
+    assert prove(net, _spec(box, refuted), method).verdict is Verdict.UNSAT
     reachable = HalfSpaces([[0.0, 1.0]], [0.5])
-    result = verify(net, _spec(box, refuted, reachable), method)  # ... or y1 <= 0.5
-    assert result.verdict is Verdict.UNKNOWN
-    assert result.robustness_status == "unknown" and result.statistics["cases_proved"] == 0
+    result = prove(net, _spec(box, refuted, reachable), method)  # ... or y1 <= 0.5
+    assert result.verdict is Verdict.UNKNOWN and result.statistics["cases_proved"] == 0
 
 
 def test_cases_of_several_kinds_must_all_be_proved():
@@ -50,11 +51,11 @@ def test_cases_of_several_kinds_must_all_be_proved():
             Case(LpBall([0.5, 0.5], 0.5, "1", lower=0.0), (far,)),
         )
     )
-    result = verify(net, spec, "crown")
+    result = prove(net, spec, "crown")
     assert result.verdict is Verdict.UNSAT and result.statistics["cases_proved"] == 3
     near = HalfSpaces([[1.0, 1.0]], [0.1])
     spec = Specification((*spec.cases, Case(Box([0, 0], [1, 1]), (near,))))
-    result = verify(net, spec, "crown")
+    result = prove(net, spec, "crown")
     assert result.verdict is Verdict.UNKNOWN and result.statistics["cases_proved"] == 3
 
 
@@ -62,17 +63,17 @@ def test_degenerate_unsafe_regions():
     net = _identity_net()
     box = Box([0.0, 0.0], [1.0, 1.0])
     everything = HalfSpaces(np.zeros((0, 2)), np.zeros(0))  # no constraint: all outputs unsafe
-    assert verify(net, _spec(box, everything), "crown").verdict is Verdict.UNKNOWN
-    assert verify(net, Specification((Case(box, ()),), 2, 2), "crown").verdict is Verdict.UNSAT
+    assert prove(net, _spec(box, everything), "crown").verdict is Verdict.UNKNOWN
+    assert prove(net, Specification((Case(box, ()),), 2, 2), "crown").verdict is Verdict.UNSAT
 
 
 def test_mismatched_specification_and_bad_method():
     net = _identity_net()
     spec = _spec(Box([0.0], [1.0]), HalfSpaces([[1.0, 0.0, 0.0]], [0.0]))
     with pytest.raises(SpecError):
-        verify(net, spec, "crown")
+        prove(net, spec, "crown")
     with pytest.raises(InvalidInputError):
-        verify(net, _spec(Box([0, 0], [1, 1]), HalfSpaces([[1.0, 0.0]], [0.0])), "magic")
+        prove(net, _spec(Box([0, 0], [1, 1]), HalfSpaces([[1.0, 0.0]], [0.0])), "magic")
 
 
 def _random_spec(rng: np.random.Generator, n_in: int, n_out: int) -> Specification:
@@ -100,7 +101,7 @@ def test_never_unsat_when_a_counterexample_exists(seed):
         x = rng.uniform(box.lower, box.upper, size=(3000, 3))
         y = outputs(net, x[None])[0]
         has_counterexample |= bool(case.unsafe_batch(y).any())
-    verdicts = {m: verify(net, spec, m, options=FAST.get(m)).verdict for m in METHODS}
+    verdicts = {m: prove(net, spec, m, options=FAST.get(m)).verdict for m in METHODS}
     if has_counterexample:
         assert set(verdicts.values()) == {Verdict.UNKNOWN}
     if verdicts["ibp"] is Verdict.UNSAT:
@@ -119,7 +120,7 @@ def test_benchmark_sanity_instances(benchmark_data):
     ):
         net = load_onnx(folder / f"{onnx_name}.onnx")
         spec = load_vnnlib(folder / f"{vnnlib}.vnnlib")
-        verdict = verify(net, spec, "crown").verdict
+        verdict = prove(net, spec, "crown").verdict
         assert verdict is (Verdict.UNSAT if expected == "unsat" else Verdict.UNKNOWN)
 
 
@@ -192,4 +193,4 @@ def test_crown_verifier_validates_arguments():
 def test_robustness_spec_agrees_with_verifier():
     net, x0 = _margin_net(np.random.default_rng(25))
     spec = robustness_spec(net, x0, 1e-3)
-    assert verify(net, spec, "crown").verdict is Verdict.UNSAT
+    assert prove(net, spec, "crown").verdict is Verdict.UNSAT

@@ -219,3 +219,24 @@ def test_cli_certify_survives_ctrl_c_and_resumes(tmp_path):
     assert done_before < 80
     assert finished.stdout.startswith("samples: 80")
     assert os.path.getsize(out / "certified_accuracy.png") > 1000
+
+
+@pytest.mark.slow
+def test_a_script_without_the_main_guard_fails_at_once_with_one_message(tmp_path):
+    """Spawned workers re-import the script; one that starts the local executor at
+    import used to hang with pages of tracebacks. Now: one line, a clean exit."""
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "from verifiNN.certify import certify, load_dataset\n"
+        "from verifiNN.io import load_onnx\n"
+        f"network = load_onnx({str(DIGITS / 'digits_mlp.onnx')!r})\n"
+        f"data = load_dataset({str(DIGITS / 'digits_test.npz')!r}, network)\n"
+        "certify(network, data.inputs[:4], data.labels[:4], [0.01], executor='local',"
+        " workers=2)\n"
+    )
+    finished = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120
+    )
+    assert finished.returncode != 0
+    assert "__name__" in finished.stderr and "inprocess" in finished.stderr
+    assert finished.stderr.count("Traceback") <= 1  # the parent's own, nothing from workers

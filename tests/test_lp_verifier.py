@@ -100,7 +100,7 @@ def test_reported_example_is_real_and_nearest(case, epsilon):
         assert result.pointwise_robustness >= result.optimal_value - 1e-9
         assert result.pointwise_robustness <= result.optimal_value + 1e-4
         for j, d in reachable.items():
-            assert result.class_distances[j] == pytest.approx(d, abs=1e-6)
+            assert result.statistics["class_distances"][j] == pytest.approx(d, abs=1e-6)
     else:
         assert result.robustness_status == "unknown"
         assert result.verification_status == "unverified"
@@ -151,10 +151,10 @@ def test_result_is_a_mapping_with_attribute_access():
         "verification_status",
         "pointwise_robustness",
         "adversarial_example",
-        "problem_status",
         "optimal_value",
     ):
         assert key in result
+    assert result.statistics["problem_status"] == "optimal"
 
 
 @pytest.mark.parametrize(

@@ -18,18 +18,19 @@ from hypothesis import strategies as st
 from scipy.optimize import linprog
 
 from conftest import random_mlp_params
+from verifiNN.budget import Budget
 from verifiNN.errors import InvalidInputError, UnsupportedModelError
 from verifiNN.io import load_onnx, load_vnnlib
 from verifiNN.models.network import Network, Node
 from verifiNN.ops import Dense, ReLU, Sigmoid, as_tensor
 from verifiNN.results import Verdict
 from verifiNN.search import attack
+from verifiNN.search.milp import milp_verify
 from verifiNN.solvers.milp import (
     encode_mlp,
     encode_mlp_compact,
     layer_bounds,
     milp_minimum,
-    milp_verify,
     mlp_layers,
 )
 from verifiNN.specs import Box, Case, HalfSpaces, LpBall, Specification
@@ -227,7 +228,7 @@ def test_milp_verify_is_exact_on_tiny_nets(seed):
             assert result.verdict is Verdict.UNSAT
         else:
             assert result.verdict is Verdict.SAT
-            assert spec.check_counterexample(network, result.adversarial_example)
+            assert spec.check_counterexample(network, result.counterexample[0])
             x, y = result.counterexample
             np.testing.assert_array_equal(y, network.get_output(x))
 
@@ -245,9 +246,9 @@ def test_milp_verify_never_contradicts_a_grid_or_the_attack(seed):
     if grid_margin(network, spec) <= 0:
         assert result.verdict is not Verdict.UNSAT
     if result.verdict is Verdict.SAT:
-        assert spec.check_counterexample(network, result.adversarial_example)
+        assert spec.check_counterexample(network, result.counterexample[0])
     else:
-        assert result.adversarial_example is None
+        assert result.counterexample is None
     if attack(network, spec, restarts=8, steps=20).found:
         assert result.verdict is Verdict.SAT
 
@@ -263,8 +264,8 @@ def test_cases_and_disjuncts():
         )
     )
     result = milp_verify(network, spec)
-    assert result.verdict is Verdict.SAT and result.case == 1
-    assert spec.check_counterexample(network, result.adversarial_example)
+    assert result.verdict is Verdict.SAT and result.statistics["case"] == 1
+    assert spec.check_counterexample(network, result.counterexample[0])
     safe = Specification(spec.cases[:1])
     proved = milp_verify(network, safe)
     assert proved.verdict is Verdict.UNSAT
@@ -281,7 +282,7 @@ def test_l2_ball_is_relaxed_soundly():
     result = milp_verify(network, spec)
     assert result.verdict in (Verdict.SAT, Verdict.UNKNOWN)
     if result.verdict is Verdict.SAT:
-        assert ball.contains(result.adversarial_example)
+        assert ball.contains(result.counterexample[0])
     with pytest.raises(InvalidInputError):
         milp_minimum(network, ball, [1.0])
 
@@ -292,8 +293,8 @@ def test_timeout_and_unsupported_networks():
     mlp = network.as_mlp()
     true_min = brute_force_min(mlp.weights, mlp.biases, np.ones(1), box.lower, box.upper)
     spec = one_case_spec(box, [[1.0]], [true_min - 1e-3])  # unsat, not by bounds alone
-    assert milp_verify(network, spec, timeout=0.0).verdict is Verdict.TIMEOUT
-    assert milp_verify(network, spec, timeout=60).verdict is Verdict.UNSAT
+    assert milp_verify(network, spec, Budget.start(0.0)).verdict is Verdict.TIMEOUT
+    assert milp_verify(network, spec, Budget.start(60)).verdict is Verdict.UNSAT
     nodes = [
         Node("d0", Dense(as_tensor(np.ones((2, 2))), as_tensor(np.zeros(2))), ("input",)),
         Node("s0", Sigmoid(), ("d0",)),
@@ -312,7 +313,7 @@ def test_milp_decides_the_test_instances(benchmark_data):
     for row in rows:
         network = load_onnx(folder / row["onnx"])
         spec = load_vnnlib(folder / row["vnnlib"], network)
-        result = milp_verify(network, spec, timeout=60)
+        result = milp_verify(network, spec, Budget.start(60))
         assert result.verdict.value == row["expected"], row
         if result.verdict is Verdict.SAT:
-            assert spec.check_counterexample(network, result.adversarial_example)
+            assert spec.check_counterexample(network, result.counterexample[0])

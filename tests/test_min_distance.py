@@ -12,12 +12,19 @@ from hypothesis import strategies as st
 from scipy.optimize import linprog
 
 from conftest import random_mlp_params
-from verifiNN.bounds import CROWNVerifier
+from verifiNN.budget import Budget
 from verifiNN.errors import InvalidInputError
 from verifiNN.models.network import Network
-from verifiNN.robustness import certified_radius, descend_regions, exact_robustness, narrow_radius
-from verifiNN.solvers.distance_milp import minimal_adversarial_distance
-from verifiNN.verifier import LPVerifier, MILPVerifier
+from verifiNN.results import DistanceStatus, RobustnessStatus, Verdict
+from verifiNN.search.distance import minimal_adversarial_distance
+from verifiNN.verifiers import CROWNVerifier, LPVerifier, MILPVerifier, SDPVerifier
+from verifiNN.verifiers.base import ROBUSTNESS_KEYS
+from verifiNN.verifiers.robustness import (
+    certified_radius,
+    descend_regions,
+    exact_robustness,
+    narrow_radius,
+)
 
 ORD = {"inf": np.inf, "1": 1, "2": 2}
 
@@ -196,7 +203,7 @@ def test_radius_bisection_brackets_the_exact_distance(norm: str, seed: int, eps:
     label = int(network.classify(x0))
     exact = minimal_adversarial_distance(network, x0, eps, norm)
     lower, upper, example, steps = narrow_radius(
-        network, x0, eps, norm, label=label, timeout=20, width=1e-4
+        network, x0, eps, norm, label=label, budget=Budget.start(20), width=1e-4
     )
     truth = exact.lower if exact.status == "exact" else eps
     assert steps >= 1
@@ -233,7 +240,32 @@ def test_exact_robustness_is_exact_when_the_milp_is_starved() -> None:
     W1, b1 = np.eye(2), np.ones(2)
     W2, b2 = np.array([[0.0, 1.0], [1.0, 0.0]]), np.full(2, 2.0)
     network = Network([W1, W2], [b1, b2], activation="ReLU", labeler="argmax")
-    result = exact_robustness(network, np.array([1.0, 2.0]), 1.5, timeout=30, milp_share=0.0)
+    result = exact_robustness(
+        network, np.array([1.0, 2.0]), 1.5, budget=Budget.start(30), milp_share=0.0
+    )
     assert result.status == "exact"
     assert result.pointwise_robustness == pytest.approx(0.5, abs=1e-6)
     assert result.statistics["bisection_steps"] >= 1
+
+
+def test_every_verifier_returns_the_documented_keys():
+    """All four verifiers, both methods: exactly :data:`ROBUSTNESS_KEYS`, one vocabulary."""
+    network = Network(
+        [np.array([[1.0, 0.0], [0.0, 1.0]]), np.array([[0.0, 1.0], [1.0, 0.0]])],
+        [np.array([1.0, 1.0]), np.array([2.0, 2.0])],
+    )
+    x_0 = np.array([1.0, 2.0])
+    verifiers = [LPVerifier(), CROWNVerifier(), MILPVerifier(), SDPVerifier(steps=1)]
+    for verifier in verifiers:
+        for result in (
+            verifier.compute_pointwise_robustness(network, x_0, 1.5),
+            verifier.verify_epsilon_robustness(network, x_0, 0.3),
+            verifier.verify_epsilon_robustness(network, x_0, 1.5),
+        ):
+            assert set(result) == set(ROBUSTNESS_KEYS), (verifier.name, set(result))
+            assert isinstance(result.verdict, Verdict)
+            assert isinstance(result.status, DistanceStatus)
+            assert RobustnessStatus.from_verdict(result.verdict) is result.robustness_status
+            if result.adversarial_example is not None:
+                assert network.classify(result.adversarial_example) == result.adversarial_label
+                assert result.adversarial_label != result.label

@@ -66,7 +66,7 @@ def _check_against_ort(model: onnx.ModelProto, tmp_path: Path, n: int = 8):
     onnx.save(model, path)
     network = load_onnx(path)
     session = _session(str(path))
-    full = [1 if d is None or isinstance(d, str) else d for d in network.onnx_input_shape]
+    full = [1 if d is None or isinstance(d, str) else d for d in network.origin.input_shape]
     X = RNG.normal(size=(n, *full)).astype(np.float32)
     ref = np.stack([session.run(None, {"X": x})[0].ravel() for x in X])
     ours = network.get_output(X.reshape(n, -1).astype(np.float64))
@@ -283,11 +283,11 @@ def test_hand_built_graph_matches_onnxruntime(case, tmp_path):
 def test_input_shapes_are_kept(tmp_path):
     net = _check_against_ort(CASES["shape_gather_concat_reshape"](), tmp_path)
     assert net.input_shape == (3, 4)
-    assert net.onnx_input_shape == ("batch", 3, 4)
+    assert net.origin.input_shape == ("batch", 3, 4)
     net = _check_against_ort(CASES["conv1d_pads_dilation_groups"](), tmp_path)
-    assert (net.input_shape, net.onnx_input_shape) == ((3, 11), (1, 3, 11))
+    assert (net.input_shape, net.origin.input_shape) == ((3, 11), (1, 3, 11))
     net = _check_against_ort(CASES["matmul_constant_left_vector"](), tmp_path)
-    assert (net.input_shape, net.onnx_input_shape) == ((4,), (4,))
+    assert (net.input_shape, net.origin.input_shape) == ((4,), (4,))
 
 
 def test_gemm_normalisation_folds_into_one_dense(tmp_path):
@@ -541,7 +541,7 @@ def test_benchmark_models_match_onnxruntime(folder):
         reference, batched = _double_batched(model)
         session = _session(reference)
         name = session.get_inputs()[0].name
-        full = [1 if isinstance(d, str) or d is None else d for d in network.onnx_input_shape]
+        full = [1 if isinstance(d, str) or d is None else d for d in network.origin.input_shape]
         if batched:
             ref = session.run(None, {name: X.reshape(len(X), *full[1:])})[0].reshape(len(X), -1)
         else:
@@ -565,4 +565,4 @@ def test_benchmark_mlps_are_plain_mlps_after_passes(folder):
         assert mlp.weights[0].shape[1] == network.input_size
         expected = (1, 1, 5) if folder == "acasxu" else (784, 1)
         assert network.input_shape == expected
-        assert network.onnx_input_shape == (1, *expected)
+        assert network.origin.input_shape == (1, *expected)

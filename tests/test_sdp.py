@@ -14,17 +14,17 @@ from verifiNN import verify
 from verifiNN.bounds import compute_bounds
 from verifiNN.bounds.api import bound_graph, prepare_rows
 from verifiNN.bounds.lp import chain_stages
-from verifiNN.bounds.regions import as_input_set
 from verifiNN.errors import InvalidInputError, UnsupportedModelError
 from verifiNN.models.network import Network, Node
 from verifiNN.ops import AvgPool2d, Conv2d, Dense, Flatten, ReLU, Reshape, Tanh
-from verifiNN.portfolio import BOUND_METHODS, METHODS
+from verifiNN.regions import as_batch
 from verifiNN.results import Verdict
-from verifiNN.sdp import SDPOptions, sdp_bound, solve_sdp, sound_bound
-from verifiNN.sdp.bound import region_sdp
 from verifiNN.solvers.milp import milp_minimum
+from verifiNN.solvers.sdp import SDPOptions, sdp_bound, solve_sdp, sound_bound
+from verifiNN.solvers.sdp.bound import region_sdp
 from verifiNN.specs import Box, LpBall, robustness_spec
 from verifiNN.verifier import MILPVerifier, SDPVerifier
+from verifiNN.verifiers.portfolio import BOUND_METHODS, METHODS
 
 torch.set_num_threads(1)
 TOL = 1e-5  # solver tolerance for "SDP >= LP" and "SDP == SDP"
@@ -72,7 +72,7 @@ def _bounds(network, region, c, options=None):
     crown = compute_bounds(network, region, C, "crown", bound_upper=False)
     lp = compute_bounds(network, region, C, "lp", bounds=crown.bounds, bound_upper=False)
     graph = bound_graph(network)
-    input_set = as_input_set(region, network.input_size, torch.float64, None)
+    input_set = as_batch(region, network.input_size, torch.float64, None)
     rows = prepare_rows(C, network.output_size, 1, torch.float64, torch.device("cpu"))
     sdp, _ = sdp_bound(graph, input_set, crown.bounds, rows, options)
     return float(sdp[0, 0]), float(lp.lower[0, 0]), float(crown.lower[0, 0])
@@ -166,7 +166,7 @@ def test_sound_bound_holds_for_any_multipliers():
     box = Box(np.full(3, -1.0), np.full(3, 1.0))
     c = np.array([1.0, -1.0])
     crown = compute_bounds(net, box, c[None], "crown", bound_upper=False)
-    input_set = as_input_set(box, 3, torch.float64, None)
+    input_set = as_batch(box, 3, torch.float64, None)
     data = region_sdp(bound_graph(net), input_set, crown.bounds, 0)(c)
     exact = milp_minimum(net, box, c).value
     result = solve_sdp(data, "clarabel")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from fractions import Fraction
 
 import numpy as np
@@ -12,11 +13,12 @@ from hypothesis import strategies as st
 from conftest import random_mlp_params
 from verifiNN.bounds import compute_bounds
 from verifiNN.bounds.sound_fp import sound_lower_bounds, sound_verify
+from verifiNN.budget import Budget
 from verifiNN.errors import UnsupportedModelError
 from verifiNN.models.network import Network
-from verifiNN.portfolio import verify
 from verifiNN.results import Verdict
 from verifiNN.specs import Box, Case, HalfSpaces, Specification, robustness_spec
+from verifiNN.verifiers.portfolio import verify
 
 
 def _exact_output(network: Network, x: np.ndarray) -> list[Fraction]:
@@ -62,7 +64,7 @@ def test_an_exact_tie_is_never_proved():
     spec = Specification(
         (Case(Box([0.2, 0.0], [0.3, 0.3]), (HalfSpaces(np.array([[1.0, -1.0]]), [0.0]),)),)
     )
-    assert not sound_verify(network, spec, timeout=5).proved
+    assert not sound_verify(network, spec, budget=Budget.start(5)).proved
     result = verify(network, spec, timeout=10, sound_fp=True)
     assert result.verdict is not Verdict.UNSAT
 
@@ -114,5 +116,8 @@ def test_onnxruntime_must_agree_with_a_counterexample(tmp_path, monkeypatch):
         model[2].bias.copy_(torch.tensor([1.0, 0.0]) if label == 0 else torch.tensor([0.0, 1.0]))
     other = tmp_path / "other.onnx"
     torch.onnx.export(model, (torch.zeros(1, 2),), str(other), dynamo=False)
-    network.onnx_model = other.read_bytes()  # onnxruntime now always answers `label`
+    # onnxruntime now always answers `label`
+    network = network.with_origin(
+        dataclasses.replace(network.origin, onnx_model=other.read_bytes())
+    )
     assert verify(network, spec, timeout=5, method="attack").verdict is not Verdict.SAT

@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from verifiNN.errors import InvalidInputError, SpecError
+from verifiNN.models.network import Network
 from verifiNN.specs import (
     INPUT_TOL,
     Box,
@@ -315,10 +316,9 @@ def test_robustness_spec_other_norms_and_errors() -> None:
 
 
 def test_seed_example_with_real_network() -> None:
-    network_mod = pytest.importorskip("verifiNN.models.network")
     W1, b1 = np.array([[1, 0], [0, 1]]), np.array([1, 1])
     W2, b2 = np.array([[0, 1], [1, 0]]), np.array([2, 2])
-    network = network_mod.Network([W1, W2], [b1, b2], activation="ReLU", labeler="argmax")
+    network = Network([W1, W2], [b1, b2], activation="ReLU", labeler="argmax")
     spec = robustness_spec(network, np.array([1, 2]), 1.5)
     assert spec.check_counterexample(network, [1.5, 1.5])  # the seed's adversarial example
     assert not spec.check_counterexample(network, [1.0, 2.0])

@@ -123,7 +123,7 @@ def test_torch_model_loaded_both_ways_matches_torch(name, tmp_path):
     _export(module, shape, path)
     loaded = load_onnx(path)
     assert loaded.input_shape == shape
-    assert loaded.onnx_input_shape == (1, *shape)
+    assert loaded.origin.input_shape == (1, *shape)
     _assert_matches(loaded, module, shape)
 
 

@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import random_mlp_params
+from verifiNN.bounds.symbolic import mlp_bounder
 from verifiNN.models.network import Network
-from verifiNN.search.forward_bounds import mlp_bounder
 from verifiNN.search.unsafe_region import clip_to_unsafe, combine_conjunctions
 
 

@@ -4,7 +4,7 @@ An instance list is the competition's CSV: one row ``onnx,vnnlib,timeout`` per
 instance, paths relative to a root folder (by default the CSV's own folder);
 the property may be gzip-compressed (``.vnnlib.gz``). :func:`run_benchmark`
 loads every model once (networks and properties are cached by path), answers
-each instance with :func:`verifiNN.portfolio.verify` within its (scaled) time
+each instance with :func:`verifiNN.verify` within its (scaled) time
 limit, appends one row ``onnx,vnnlib,result,seconds`` per instance to the
 output CSV as soon as it is known (flushed, so a killed run loses nothing),
 and returns a :class:`BenchSummary`. Seconds include loading the model and the
@@ -44,9 +44,9 @@ from verifiNN.errors import InvalidInputError, ResultFileError, VerifiNNError
 from verifiNN.executors import Executor, make_executor
 from verifiNN.io import load_onnx, load_vnnlib, vnncomp_word
 from verifiNN.models.network import Network
-from verifiNN.portfolio import METHODS, check_device, verify
 from verifiNN.results import Verdict
 from verifiNN.specs import Specification
+from verifiNN.verifiers.portfolio import METHODS, check_device, verify
 
 __all__ = [
     "OUTPUT_COLUMNS",
@@ -253,7 +253,7 @@ class InstanceRunner:
     Args:
         root: folder the instance paths are relative to.
         timeout_scale: multiplies every instance's time limit.
-        method: the :func:`~verifiNN.portfolio.verify` method.
+        method: the :func:`~verifiNN.verify` method.
         device: ``'cpu'`` or ``'cuda'``.
         expected: ``(onnx, vnnlib) -> expected word`` (see :func:`read_expected`).
     """
@@ -411,7 +411,7 @@ def run_benchmark(
         timeout_scale: multiplies every instance's time limit.
         limit: answer only the first ``limit`` instances (after ``match``).
         out: CSV to append ``onnx,vnnlib,result,seconds`` rows to (header when new).
-        method: the :func:`~verifiNN.portfolio.verify` method.
+        method: the :func:`~verifiNN.verify` method.
         progress: show a progress bar on stderr (only when stderr is a terminal).
         device: ``'cpu'`` or ``'cuda'``.
         on_result: called with each instance's result as soon as it is known.

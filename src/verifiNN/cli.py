@@ -19,6 +19,10 @@ also when any instance failed by an internal error), 130 when interrupted.
 Nothing but the answer goes to stdout: logging and progress go to stderr, and
 stdout is pointed at stderr at the file-descriptor level while engines run, so
 no native library can print before the verdict.
+
+The library (PyTorch with it) is imported by each command when it runs, after
+its arguments and files are checked: ``--help``, a usage error or a missing
+file answer in a fraction of a second.
 """
 
 from __future__ import annotations
@@ -35,19 +39,18 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import NoReturn
 
-import numpy as np
-import torch
-
 from verifiNN._stdio import descriptor_1_to
 from verifiNN._version import __version__
-from verifiNN.bench import run_benchmark
 from verifiNN.budget import Budget
-from verifiNN.errors import InvalidInputError, ResultFileError, VerifiNNError
+from verifiNN.errors import (
+    InvalidInputError,
+    ModelLoadError,
+    ResultFileError,
+    SpecError,
+    VerifiNNError,
+)
 from verifiNN.executors import BACKENDS, make_executor
-from verifiNN.io import load_onnx, load_vnnlib, vnncomp_word, write_result
-from verifiNN.portfolio import METHODS, verify
-from verifiNN.results import Verdict
-from verifiNN.robustness import load_input, pointwise_robustness, summary_line
+from verifiNN.methods import METHODS
 
 __all__ = ["build_parser", "main"]
 
@@ -362,7 +365,15 @@ def _command_budget(args: argparse.Namespace) -> Budget:
 
 def _set_threads(threads: int | None) -> None:
     if threads is not None:
+        import torch  # the face loads the library only when a command runs
+
         torch.set_num_threads(threads)
+
+
+def _check_exists(path: str, error: type[VerifiNNError], what: str) -> None:
+    """Fail before loading the library when ``path`` (or ``path.gz``) does not exist."""
+    if not (os.path.exists(path) or os.path.exists(path + ".gz")):
+        raise error(f"{path}: no such {what}")
 
 
 # ------------------------------------------------------------------ commands
@@ -370,6 +381,12 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     budget = _command_budget(args)
     if args.out is not None:
         _check_writable(args.out)
+    _check_exists(args.model, ModelLoadError, "ONNX file")
+    _check_exists(args.spec, SpecError, "VNN-LIB file")
+    from verifiNN.io import load_onnx, load_vnnlib, vnncomp_word, write_result
+    from verifiNN.results import Verdict
+    from verifiNN.verifiers import verify
+
     _set_threads(args.threads)
     with _stdout_to_stderr():
         network = load_onnx(args.model)
@@ -398,6 +415,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
+    from verifiNN.bench import run_benchmark
+
     _set_threads(args.threads)
     with _stdout_to_stderr():
         summary = run_benchmark(
@@ -427,6 +446,13 @@ def _cmd_robustness(args: argparse.Namespace) -> int:
     budget = _command_budget(args)
     if args.save_example is not None:
         _check_writable(args.save_example)
+    _check_exists(args.model, ModelLoadError, "ONNX file")
+    _check_exists(args.input, InvalidInputError, "input file")
+    import numpy as np
+
+    from verifiNN.io import load_input, load_onnx
+    from verifiNN.verifiers.robustness import pointwise_robustness, summary_line
+
     _set_threads(args.threads)
     with _stdout_to_stderr():
         network = load_onnx(args.model)
@@ -462,7 +488,10 @@ def _cmd_robustness(args: argparse.Namespace) -> int:
 
 
 def _cmd_certify(args: argparse.Namespace) -> int:
+    _check_exists(args.model, ModelLoadError, "ONNX file")
+    _check_exists(args.data, InvalidInputError, "data file")
     from verifiNN.certify import certify, load_dataset
+    from verifiNN.io import load_onnx
 
     _set_threads(args.threads)
     executor = make_executor(args.backend, args.workers, args.address)

@@ -8,9 +8,11 @@ time as workers free up, so one hard task never holds back the others.
 
 * :class:`InProcessExecutor`: a plain loop (debugging, one core, tests).
 * :class:`ProcessExecutor`: a pool of ``spawn``-started local processes
-  (:mod:`multiprocessing`; ``spawn`` because forking a process that already
+  (:mod:`concurrent.futures`; ``spawn`` because forking a process that already
   ran PyTorch's thread pools can deadlock). Each worker computes with one
-  thread, so ``workers`` processes use ``workers`` cores.
+  thread, so ``workers`` processes use ``workers`` cores. Spawned workers
+  re-import the script that started them: a script without the
+  ``if __name__ == "__main__":`` guard gets one clear error, not a hang.
 * :class:`RayExecutor`: Ray tasks (``pip install ray``), on the cluster at
   ``address`` or on a local Ray instance started (and stopped) for the run.
 
@@ -22,13 +24,16 @@ yielded is the caller's to keep.
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import os
 import signal
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Protocol, TypeVar
 
-from verifiNN.errors import InvalidInputError
+from verifiNN.errors import InvalidInputError, SolverError
 
 __all__ = [
     "BACKENDS",
@@ -68,11 +73,20 @@ class InProcessExecutor:
 # ----------------------------------------------------------------------- local processes
 _WORKER_STATE: dict[str, Any] = {}
 
+#: Exit code of a worker whose start-up re-ran a script that starts workers itself.
+_UNGUARDED_MAIN_EXIT = 86
+
+UNGUARDED_MAIN = (
+    "worker processes could not start: they re-import the script that started them "
+    "(multiprocessing's 'spawn'), and this script starts the local executor again at import. "
+    "Put its entry point under `if __name__ == \"__main__\":`, or use executor='inprocess'"
+)
+
 
 def _init_worker(fn: Callable[[Any, Any], Any], context: Any) -> None:
     """Pool initializer: keep ``fn`` and ``context``; Ctrl-C is the parent's to handle."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    import torch
+    import torch  # heavy: loaded in the workers only
 
     torch.set_num_threads(1)
     _WORKER_STATE["fn"], _WORKER_STATE["context"] = fn, context
@@ -82,8 +96,23 @@ def _call_in_worker(task: Any) -> Any:
     return _WORKER_STATE["fn"](_WORKER_STATE["context"], task)
 
 
+def _starting_up_in_a_worker() -> bool:
+    """Whether this process is a spawned worker still importing its parent's script.
+
+    That happens when a script starts the local executor without the
+    ``__main__`` guard: every worker re-runs the script and would start workers
+    of its own. (``_inheriting`` is the flag CPython's own check of this reads.)
+    """
+    return bool(getattr(multiprocessing.current_process(), "_inheriting", False))
+
+
 class ProcessExecutor:
     """A pool of ``workers`` local processes (default: every core).
+
+    A worker that dies (while starting, or killed) ends the run with
+    :class:`~verifiNN.errors.InvalidInputError` (the usual cause, a script
+    without the ``__main__`` guard, is named in the message) instead of a
+    hang. Ctrl-C terminates the workers.
 
     Raises:
         InvalidInputError: ``workers < 1``.
@@ -93,15 +122,50 @@ class ProcessExecutor:
         self.workers = _workers(workers)
 
     def run(self, fn: Callable[[C, T], R], context: C, tasks: Iterable[T]) -> Iterator[R]:
-        pool = multiprocessing.get_context("spawn").Pool(
-            self.workers, initializer=_init_worker, initargs=(fn, context)
+        if _starting_up_in_a_worker():
+            raise SystemExit(_UNGUARDED_MAIN_EXIT)  # quietly: the parent explains
+        pool = ProcessPoolExecutor(
+            self.workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_worker,
+            initargs=(fn, context),
         )
+        queue = iter(tasks)
+        pending: set[Future] = set()
         try:
-            yield from pool.imap_unordered(_call_in_worker, tasks, chunksize=1)
-            pool.close()
+            for task in itertools.islice(queue, 2 * self.workers):
+                pending.add(pool.submit(_call_in_worker, task))
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    yield future.result()
+                for task in itertools.islice(queue, len(done)):
+                    pending.add(pool.submit(_call_in_worker, task))
+        except BrokenProcessPool:
+            codes = sorted({p.exitcode for p in _processes(pool) if p.exitcode is not None})
+            if _UNGUARDED_MAIN_EXIT in codes:
+                raise InvalidInputError(UNGUARDED_MAIN) from None
+            raise SolverError(
+                f"a worker process died (exit codes {codes}; killed for lack of memory?)"
+            ) from None
         finally:
-            pool.terminate()  # no-op after a clean close; stops the workers otherwise
-            pool.join()
+            _stop(pool)
+
+
+def _processes(pool: ProcessPoolExecutor) -> list[multiprocessing.process.BaseProcess]:
+    """The pool's worker processes (no public handle before Python 3.14)."""
+    return list((getattr(pool, "_processes", None) or {}).values())
+
+
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """Shut ``pool`` down now: pending tasks are cancelled, running workers terminated."""
+    processes = _processes(pool)
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    for process in processes:
+        process.join(timeout=5)
 
 
 # -------------------------------------------------------------------------------- Ray

@@ -6,7 +6,7 @@ random network (one of :data:`KINDS`, together covering every op of
 imports) and a random specification (box, L-inf, L1 and L2 regions, robustness
 properties, random disjunctions of half-spaces, several cases, degenerate
 boxes, empty unsafe sets). :func:`check_case` runs every method of
-:func:`verifiNN.portfolio.verify` on it and compares the answers with oracles
+:func:`verifiNN.verify` on it and compares the answers with oracles
 that do not use the engines under test:
 
 * dense sampling (the centre, box corners, random points) with a float64
@@ -73,9 +73,9 @@ from verifiNN.ops import (
     Tanh,
     as_tensor,
 )
-from verifiNN.portfolio import BOUND_METHODS, METHODS, verify
 from verifiNN.results import Verdict
 from verifiNN.specs import Box, Case, HalfSpaces, LpBall, Specification, robustness_spec
+from verifiNN.verifiers.portfolio import BOUND_METHODS, METHODS, verify
 
 __all__ = [
     "COMPLETE_METHODS",
@@ -711,7 +711,7 @@ def check_case(
     Args:
         case: the problem (see :func:`random_case`).
         methods: the methods to run (default: every one of
-            :data:`verifiNN.portfolio.METHODS`); methods that raise
+            :data:`verifiNN.verifiers.portfolio.METHODS`); methods that raise
             ``UnsupportedModelError`` or ``SpecError`` are recorded as ``'n/a'``.
         timeouts: per-method time limits.
         samples: random points per input region for the sampling oracle.

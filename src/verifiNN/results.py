@@ -1,30 +1,59 @@
-"""The one result vocabulary of verifiNN.
+"""The one result vocabulary of verifiNN: every word a result can hold is an enum here.
 
-A :class:`Verdict` is what a verification run concluded about a property whose
-VNN-LIB asserts describe the *unsafe* region (the VNN-COMP convention):
+* :class:`Verdict`: what a verification run concluded about a property whose
+  VNN-LIB asserts describe the *unsafe* region (the VNN-COMP convention):
+  ``sat`` (a counterexample, confirmed by a plain forward pass), ``unsat``
+  (sound arithmetic proved the unsafe region unreachable), ``unknown`` (the
+  method cannot decide), ``timeout`` (the time limit ran out first),
+  ``error`` (the run failed; only batch runners use it).
+* :class:`RobustnessStatus` and :class:`VerificationStatus`: the seed's words
+  (``robust`` / ``not_robust`` / ``unknown``, ``verified`` / ``unverified``),
+  derived from a verdict in one place (:meth:`RobustnessStatus.from_verdict`).
+* :class:`DistanceStatus`: how much is known of a pointwise-robustness
+  distance (``exact``, ``bracket``, ``robust``, ...).
+* :class:`Outcome`: what an engine concluded about one subproblem (a MILP, a
+  phase-pattern LP) before any verdict is drawn.
 
-* ``sat``: a counterexample exists and was confirmed by a plain forward pass;
-* ``unsat``: sound arithmetic proved the unsafe region unreachable;
-* ``unknown``: the method used cannot decide;
-* ``timeout``: the time limit ran out first;
-* ``error``: the run failed (only the command line and batch runners use it).
+The enums derive from :class:`str`, so ``Verdict.SAT == "sat"`` and results
+print as plain words; code compares enum members. The VNN-COMP words come from
+:func:`verifiNN.io.vnncomp.vnncomp_word` only.
 
-:class:`VerificationResult` carries the verdict together with the seed's keys
-(``verification_status``, ``robustness_status``, ``pointwise_robustness``,
-``adversarial_example``, ...). It is a ``dict`` with attribute access, like
-:class:`scipy.optimize.OptimizeResult`, so both ``result['robustness_status']``
-and ``result.robustness_status`` work.
+Result containers:
+
+* :class:`EngineResult`: what an engine (branch and bound, the MILP, a bound
+  proof) hands back: a verdict, a confirmed counterexample, statistics;
+* :class:`VerificationResult`: what the front door returns, a ``dict`` with
+  attribute access (like :class:`scipy.optimize.OptimizeResult`) carrying the
+  seed's keys, built by :meth:`VerificationResult.make` (the one place the
+  verdict's seed keys are derived).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-__all__ = ["Result", "RobustnessStatus", "Verdict", "VerificationResult"]
+__all__ = [
+    "DistanceStatus",
+    "EngineResult",
+    "Outcome",
+    "Result",
+    "RobustnessStatus",
+    "Verdict",
+    "VerificationResult",
+    "VerificationStatus",
+]
 
 
-class Verdict(str, Enum):
+class _Word(str, Enum):
+    """An enum whose members are also their words."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Verdict(_Word):
     """Outcome of a verification query (VNN-COMP vocabulary)."""
 
     SAT = "sat"
@@ -33,19 +62,18 @@ class Verdict(str, Enum):
     TIMEOUT = "timeout"
     ERROR = "error"
 
-    def __str__(self) -> str:
-        return self.value
+    @property
+    def decided(self) -> bool:
+        """Whether the verdict is definite (``sat`` or ``unsat``)."""
+        return self in (Verdict.SAT, Verdict.UNSAT)
 
 
-class RobustnessStatus(str, Enum):
+class RobustnessStatus(_Word):
     """The seed's robustness vocabulary."""
 
     ROBUST = "robust"
     NOT_ROBUST = "not_robust"
     UNKNOWN = "unknown"
-
-    def __str__(self) -> str:
-        return self.value
 
     @classmethod
     def from_verdict(cls, verdict: Verdict) -> RobustnessStatus:
@@ -55,6 +83,63 @@ class RobustnessStatus(str, Enum):
         if verdict is Verdict.SAT:
             return cls.NOT_ROBUST
         return cls.UNKNOWN
+
+
+class VerificationStatus(_Word):
+    """The seed's ``verification_status``: did the method reach a definite conclusion?"""
+
+    VERIFIED = "verified"
+    UNVERIFIED = "unverified"
+
+
+class DistanceStatus(_Word):
+    """What is known of the distance from ``x_0`` to its nearest adversarial example.
+
+    ``EXACT``: the distance, to the method's tolerance; ``BRACKET``: a proved
+    lower bound and a confirmed example's distance; ``UPPER_BOUND``: an example
+    only; ``LOWER_BOUND``: a proof only; ``ROBUST``: no adversarial example
+    within ``epsilon``; ``UNKNOWN``: neither.
+    """
+
+    EXACT = "exact"
+    BRACKET = "bracket"
+    UPPER_BOUND = "upper_bound"
+    LOWER_BOUND = "lower_bound"
+    ROBUST = "robust"
+    UNKNOWN = "unknown"
+
+
+class Outcome(_Word):
+    """What an engine concluded about one subproblem (a disjunct's MILP, a pattern LP).
+
+    ``EMPTY``: proved to hold no counterexample; ``FOUND``: a counterexample
+    confirmed by a forward pass; ``CANDIDATE``: a solver point still to be
+    confirmed; ``UNCONFIRMED``: a candidate no forward pass confirmed;
+    ``TIMEOUT`` and ``UNKNOWN``: undecided.
+    """
+
+    EMPTY = "empty"
+    FOUND = "found"
+    CANDIDATE = "candidate"
+    UNCONFIRMED = "unconfirmed"
+    TIMEOUT = "timeout"
+    UNKNOWN = "unknown"
+
+
+@dataclass
+class EngineResult:
+    """What an engine concluded about a whole specification.
+
+    Attributes:
+        verdict: ``sat``, ``unsat``, ``unknown`` or ``timeout``.
+        counterexample: ``(x, y)``, flat float64 arrays confirmed by a float64
+            forward pass, for ``sat``; else ``None``.
+        statistics: the engine's counters and timings.
+    """
+
+    verdict: Verdict
+    counterexample: tuple[Any, Any] | None = None
+    statistics: dict[str, Any] = field(default_factory=dict)
 
 
 class Result(dict):
@@ -96,16 +181,17 @@ class VerificationResult(Result):
 
     Keys always present:
         verdict: the :class:`Verdict` on the unsafe region.
-        verification_status: ``'verified'`` when the method reached a definite
-            conclusion (robust or not robust), else ``'unverified'``.
-        robustness_status: ``'robust'``, ``'not_robust'`` or ``'unknown'``.
+        verification_status: :class:`VerificationStatus`, ``'verified'`` when
+            the method reached a definite conclusion, else ``'unverified'``.
+        robustness_status: :class:`RobustnessStatus`.
         pointwise_robustness: distance to the adversarial example found (an
             upper bound on the true minimal distance), or ``None``.
         adversarial_example: the confirmed counterexample input, or ``None``.
         method: the method that decided.
-    Optional keys (filled in where they make sense): ``problem_status``,
-    ``optimal_value``, ``adversarial_label``, ``lower_bound``, ``upper_bound``,
-    ``statistics``.
+
+    The verifier classes add the keys of
+    :data:`verifiNN.verifiers.base.ROBUSTNESS_KEYS`; :func:`verifiNN.verify`
+    adds ``counterexample`` and ``statistics``.
     """
 
     @classmethod
@@ -120,12 +206,13 @@ class VerificationResult(Result):
     ) -> VerificationResult:
         """Build a result whose seed keys are derived from ``verdict``."""
         robustness = RobustnessStatus.from_verdict(verdict)
+        decided = robustness is not RobustnessStatus.UNKNOWN
         result = cls(
             verdict=verdict,
             verification_status=(
-                "unverified" if robustness is RobustnessStatus.UNKNOWN else "verified"
+                VerificationStatus.VERIFIED if decided else VerificationStatus.UNVERIFIED
             ),
-            robustness_status=robustness.value,
+            robustness_status=robustness,
             pointwise_robustness=pointwise_robustness,
             adversarial_example=adversarial_example,
             method=method,

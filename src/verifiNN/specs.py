@@ -31,13 +31,16 @@ import numpy as np
 from verifiNN.errors import InvalidInputError, SpecError
 
 __all__ = [
+    "DUAL_NORMS",
     "INPUT_TOL",
+    "NORM_ORDERS",
     "Box",
     "Case",
     "HalfSpaces",
     "InputRegion",
     "LpBall",
     "Specification",
+    "norm_distance",
     "normalize_norm",
     "robustness_spec",
 ]
@@ -45,8 +48,13 @@ __all__ = [
 #: Tolerance of input-region membership tests (see the module docstring).
 INPUT_TOL = 1e-9
 
-_NORMS = {"inf": np.inf, "1": 1, "2": 2}
-_NORM_ALIASES = {a: k for k in _NORMS for a in (k, "l" + k)} | {"l_inf": "inf"}
+NORM_ORDERS: dict[str, float] = {"inf": np.inf, "1": 1, "2": 2}
+"""Canonical norm name -> its ``ord`` for :func:`numpy.linalg.norm` (the one norm map)."""
+
+DUAL_NORMS: dict[str, str] = {"inf": "1", "1": "inf", "2": "2"}
+"""Norm -> its dual norm (``1/p + 1/q = 1``), e.g. for concretising linear bounds on balls."""
+
+_NORM_ALIASES = {a: k for k in NORM_ORDERS for a in (k, "l" + k)} | {"l_inf": "inf"}
 
 
 def _vector(values: Any, what: str, error: type[Exception] = InvalidInputError) -> np.ndarray:
@@ -91,12 +99,17 @@ def normalize_norm(norm: Any) -> str:
     if isinstance(norm, str):
         key = _NORM_ALIASES.get(norm.strip().lower())
     elif isinstance(norm, (int, float, np.integer, np.floating)) and not isinstance(norm, bool):
-        key = {v: k for k, v in _NORMS.items()}.get(float(norm))
+        key = {v: k for k, v in NORM_ORDERS.items()}.get(float(norm))
     else:
         key = None
     if key is None:
         raise InvalidInputError(f"norm must be one of 'inf', '1', '2', got {norm!r}")
     return key
+
+
+def norm_distance(x: Any, x_0: Any, norm: str) -> float:
+    """``||x - x_0||`` in ``norm`` (``'inf'``, ``'1'`` or ``'2'``), both flattened."""
+    return float(np.linalg.norm(np.ravel(x) - np.ravel(x_0), ord=NORM_ORDERS[norm]))
 
 
 class _ArrayRecord:
@@ -222,7 +235,7 @@ class LpBall(_ArrayRecord):
         if np.any(lower > upper):
             raise InvalidInputError("LpBall domain is empty: some lower bound exceeds its upper")
         gap = np.maximum(lower - center, 0) + np.maximum(center - upper, 0)
-        if np.linalg.norm(gap, _NORMS[norm]) > eps * (1 + INPUT_TOL) + INPUT_TOL:
+        if np.linalg.norm(gap, NORM_ORDERS[norm]) > eps * (1 + INPUT_TOL) + INPUT_TOL:
             raise InvalidInputError("LpBall does not meet its domain box: the region is empty")
         for name, value in (("center", center), ("epsilon", eps), ("norm", norm)):
             object.__setattr__(self, name, value)
@@ -237,7 +250,7 @@ class LpBall(_ArrayRecord):
     @property
     def ord(self) -> float:
         """The norm as a number for :func:`numpy.linalg.norm` (``np.inf``, 1 or 2)."""
-        return _NORMS[self.norm]
+        return NORM_ORDERS[self.norm]
 
     def bounding_box(self) -> Box:
         """Return the box ``clip(center -+ epsilon, lower, upper)``, which contains the region.

@@ -21,7 +21,6 @@ row proved).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping
 
 import torch
@@ -30,10 +29,11 @@ from torch import Tensor
 from verifiNN.bounds.adam import ProjectedAdam
 from verifiNN.bounds.crown import crown_linear_bound, needs_rows, row_bounds
 from verifiNN.bounds.graph import BoundGraph, RelaxFn
-from verifiNN.bounds.regions import BoxInput, InputSet
 from verifiNN.bounds.relaxations import RELAXATIONS
 from verifiNN.bounds.types import AlphaOptions, Interval
+from verifiNN.budget import Budget
 from verifiNN.models.network import Node
+from verifiNN.regions import BoxBatch, RegionBatch
 
 __all__ = ["alpha_crown", "alpha_relax"]
 
@@ -91,12 +91,12 @@ def alpha_relax(bounds: Mapping[str, Interval], params: Params) -> RelaxFn:
 
 def _starts(
     graph: BoundGraph,
-    input_set: InputSet,
+    input_set: RegionBatch,
     bounds: Mapping[str, Interval],
     given: Mapping[str, Interval] | None,
 ) -> list[tuple[Node, Tensor]]:
     """Intermediate nodes whose bounds are re-optimised, with their neuron rows."""
-    box = isinstance(input_set, BoxInput)
+    box = isinstance(input_set, BoxBatch)
     starts = []
     for node in graph.nodes:
         if node.name not in graph.preactivations or (given and node.name in given):
@@ -134,7 +134,7 @@ def _objective(lower: Tensor, threshold: Tensor | None) -> Tensor:
 
 def alpha_crown(
     graph: BoundGraph,
-    input_set: InputSet,
+    input_set: RegionBatch,
     C: Tensor,
     bounds: Mapping[str, Interval],
     crown_lower: Tensor,
@@ -142,7 +142,7 @@ def alpha_crown(
     given: Mapping[str, Interval] | None = None,
     threshold: Tensor | None = None,
     done: Callable[[Tensor], bool] | None = None,
-    deadline: float | None = None,
+    budget: Budget | None = None,
 ) -> tuple[Tensor, dict[str, Interval], dict[str, float]]:
     """Optimise the relaxation slopes for the lower bound of ``C y``.
 
@@ -158,16 +158,14 @@ def alpha_crown(
             exceeds it; proved rows stop pulling on the loss.
         done: early-stop test on the best ``(B, m)`` margin ``best - threshold``
             so far (default: every margin positive; never without a threshold).
-        deadline: ``time.perf_counter()`` value after which no further
-            iteration starts (default: ``options.time_limit`` from now).
+        budget: no further iteration starts once it has run out (``None``:
+            no limit); every iterate is a sound bound, the best is kept.
 
     Returns:
         ``(lower, bounds, statistics)``: the best ``(B, m)`` bound per row, the
         node bounds tightened by every iteration, and ``{'iterations': n}``.
     """
     options = options or AlphaOptions()
-    if deadline is None and options.time_limit is not None:
-        deadline = time.perf_counter() + options.time_limit
     if threshold is None:
         done = None
     elif done is None:
@@ -177,7 +175,7 @@ def alpha_crown(
 
     best = crown_lower.detach().clone()
     best_bounds = dict(bounds)
-    out_of_time = deadline is not None and time.perf_counter() >= deadline
+    out_of_time = budget is not None and budget.expired()
     if (
         options.iterations <= 0
         or out_of_time
@@ -213,7 +211,7 @@ def alpha_crown(
             best_bounds[node.name] = best_bounds[node.name].intersect(current[node.name].detach())
         if options.early_stop and done is not None and done(best - threshold):
             break
-        if deadline is not None and time.perf_counter() >= deadline:
+        if budget is not None and budget.expired():
             break
         loss = -_objective(lower, threshold).sum()
         optimizer.step(list(torch.autograd.grad(loss, leaves, allow_unused=True)))

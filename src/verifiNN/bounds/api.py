@@ -32,7 +32,7 @@ from verifiNN.bounds.alpha import alpha_crown
 from verifiNN.bounds.crown import crown_bounds, crown_linear_bound
 from verifiNN.bounds.graph import BoundGraph
 from verifiNN.bounds.interval import interval_bounds, interval_linear_bound
-from verifiNN.bounds.regions import InputSet, as_input_set
+from verifiNN.bounds.lp import lp_bound
 from verifiNN.bounds.types import (
     METHODS,
     AlphaOptions,
@@ -41,8 +41,10 @@ from verifiNN.bounds.types import (
     Interval,
     LPOptions,
 )
+from verifiNN.budget import Budget
 from verifiNN.errors import InvalidInputError
 from verifiNN.models.network import Network
+from verifiNN.regions import RegionBatch, as_batch
 
 __all__ = ["bound_graph", "compute_bounds", "prepare_rows", "run_method"]
 
@@ -164,7 +166,7 @@ def _chunked(batch: int, size: int, run: Callable[[slice], Chunk]) -> Chunk:
 
 def _crown_chunk(
     graph: BoundGraph,
-    input_set: InputSet,
+    input_set: RegionBatch,
     rows: Tensor,
     given: dict[str, Interval] | None,
     options: CrownOptions,
@@ -179,12 +181,13 @@ def _crown_chunk(
 def run_method(
     method: str,
     graph: BoundGraph,
-    input_set: InputSet,
+    input_set: RegionBatch,
     rows: Tensor,
     given: dict[str, Interval] | None,
     options: Options | None,
     threshold: Tensor | None,
     done: Callable[[Tensor], bool] | None = None,
+    budget: Budget | None = None,
 ) -> Chunk:
     """Lower bounds of ``rows`` by ``method``, the batch split into chunks of regions.
 
@@ -201,6 +204,8 @@ def run_method(
         options: the method's options.
         threshold: ``(B or 1, M)`` targets (alpha-CROWN's early stop and loss).
         done: alpha-CROWN's early-stop test on ``(B, M)`` margins.
+        budget: the time limit of alpha-CROWN's iterations and the LP's solves
+            (IBP and CROWN are single passes); ``None``: no limit.
 
     Returns:
         ``(lower, node bounds, statistics)`` for the whole batch.
@@ -222,7 +227,6 @@ def run_method(
         alpha = options if isinstance(options, AlphaOptions) else AlphaOptions()
         size = 2 * widest_pre if alpha.optimize_intermediate else rows.shape[1]
         crown_lower, crown_bounds_ = lower, bounds
-        deadline = None if alpha.time_limit is None else time.perf_counter() + alpha.time_limit
         lower, bounds, stats = _chunked(
             batch,
             _chunk_size(graph, crown, size),
@@ -236,14 +240,12 @@ def run_method(
                 _select(given, i),
                 _rows_of(threshold, i),
                 done,
-                deadline,
+                budget,
             ),
         )
     elif method == "lp":
-        from verifiNN.bounds.lp import lp_bound
-
         lp_options = options if isinstance(options, LPOptions) else LPOptions()
-        lp_lower, bounds, stats = lp_bound(graph, input_set, bounds, rows, lp_options)
+        lp_lower, bounds, stats = lp_bound(graph, input_set, bounds, rows, lp_options, budget)
         lower = torch.maximum(lower, lp_lower)
     return lower, bounds, stats
 
@@ -258,6 +260,7 @@ def compute_bounds(
     bound_upper: bool = True,
     threshold: object = None,
     options: Options | None = None,
+    budget: Budget | None = None,
     dtype: torch.dtype = torch.float64,
     device: torch.device | str | None = None,
 ) -> BoundsResult:
@@ -267,8 +270,8 @@ def compute_bounds(
         network: the network (or a prebuilt :class:`BoundGraph`).
         region: a :class:`~verifiNN.specs.Box` or :class:`~verifiNN.specs.LpBall`,
             a list of them (one batch), a ``(lower, upper)`` pair of ``(n,)`` or
-            ``(B, n)`` arrays, or a :class:`~verifiNN.bounds.regions.BoxInput` /
-            :class:`~verifiNN.bounds.regions.BallInput`.
+            ``(B, n)`` arrays, or a :class:`~verifiNN.regions.BoxBatch` /
+            :class:`~verifiNN.regions.BallBatch`.
         C: ``(m, n_out)`` or ``(B, m, n_out)`` rows; ``None`` bounds ``y`` itself.
         method: ``'ibp'``, ``'crown'``, ``'alpha-crown'`` or ``'lp'``.
         bounds: node name -> :class:`Interval` to keep (intersected with what
@@ -277,6 +280,8 @@ def compute_bounds(
         threshold: ``(m,)``, ``(B, m)`` or a scalar: alpha-CROWN treats a row as
             proved once its lower bound exceeds it (early stop, loss focus).
         options: :class:`CrownOptions`, :class:`AlphaOptions` or :class:`LPOptions`.
+        budget: time limit of alpha-CROWN and the LP, which return the bounds
+            found so far when it runs out (sound, only looser); ``None``: none.
         dtype: computation dtype (float64 by default).
         device: computation device (e.g. ``'cuda'``); default: the network's.
 
@@ -293,7 +298,7 @@ def compute_bounds(
     start = time.perf_counter()
     graph = bound_graph(network, dtype, device)
     device = graph.device or device
-    input_set = as_input_set(region, graph.network.input_size, dtype, device)
+    input_set = as_batch(region, graph.network.input_size, dtype, device)
     n_out = graph.network.output_size
     C_rows = prepare_rows(C, n_out, input_set.batch, dtype, input_set.reference.device)
     m = C_rows.shape[1]
@@ -302,7 +307,7 @@ def compute_bounds(
     target = _threshold(threshold, rows, m, bound_upper)
     with torch.set_grad_enabled(method == "alpha-crown"):
         lower, node_bounds, stats = run_method(
-            method, graph, input_set, rows, given, options, target
+            method, graph, input_set, rows, given, options, target, budget=budget
         )
     lower = lower.detach()
     low = lower[:, :m]

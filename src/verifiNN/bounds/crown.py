@@ -28,11 +28,11 @@ from torch import Tensor
 
 from verifiNN.bounds.graph import BoundGraph, RelaxFn, backward, interval_step
 from verifiNN.bounds.interval import input_interval
-from verifiNN.bounds.regions import BoxInput, InputSet
 from verifiNN.bounds.relaxations import RELAXATIONS
 from verifiNN.bounds.types import CrownOptions, Interval
 from verifiNN.models.network import Node
 from verifiNN.ops import Dense
+from verifiNN.regions import BoxBatch, RegionBatch
 
 __all__ = [
     "concretize",
@@ -66,7 +66,7 @@ def default_relax(bounds: Mapping[str, Interval], adaptive: bool = True) -> Rela
 
 
 def concretize(
-    input_set: InputSet, A: Tensor | None, bias: Tensor | None, rows: int, like: Tensor
+    input_set: RegionBatch, A: Tensor | None, bias: Tensor | None, rows: int, like: Tensor
 ) -> Tensor:
     """``min_x A x + bias`` over each region, as ``(B, rows)``."""
     batch = input_set.batch
@@ -104,7 +104,7 @@ def needs_rows(graph: BoundGraph, name: str, interval: Interval) -> Tensor | Non
 
 
 def row_bounds(
-    graph: BoundGraph, node: Node, index: Tensor, relax: RelaxFn, input_set: InputSet
+    graph: BoundGraph, node: Node, index: Tensor, relax: RelaxFn, input_set: RegionBatch
 ) -> tuple[Tensor, Tensor]:
     """Lower and upper bounds of some neurons of ``node`` by one backward pass.
 
@@ -143,7 +143,7 @@ def _tighten(
     node: Node,
     interval: Interval,
     relax: RelaxFn,
-    input_set: InputSet,
+    input_set: RegionBatch,
     options: CrownOptions,
 ) -> Interval:
     """Replace the interval bounds of ``node``'s relevant neurons by CROWN's (intersected)."""
@@ -164,7 +164,7 @@ def _tighten(
 
 def crown_bounds(
     graph: BoundGraph,
-    input_set: InputSet,
+    input_set: RegionBatch,
     given: Mapping[str, Interval] | None = None,
     options: CrownOptions | None = None,
 ) -> tuple[dict[str, Interval], RelaxFn]:
@@ -184,7 +184,7 @@ def crown_bounds(
     options = options or CrownOptions()
     bounds = {graph.input_name: input_interval(graph, input_set, given)}
     relax = default_relax(bounds, options.adaptive_relu)
-    box = isinstance(input_set, BoxInput)
+    box = isinstance(input_set, BoxBatch)
     for node in graph.nodes:
         interval = interval_step(node, bounds)
         if given and node.name in given:
@@ -195,7 +195,9 @@ def crown_bounds(
     return bounds, relax
 
 
-def crown_linear_bound(graph: BoundGraph, input_set: InputSet, relax: RelaxFn, C: Tensor) -> Tensor:
+def crown_linear_bound(
+    graph: BoundGraph, input_set: RegionBatch, relax: RelaxFn, C: Tensor
+) -> Tensor:
     """Lower bound of ``C y`` by one backward pass from the output.
 
     Args:

@@ -13,14 +13,14 @@ from collections.abc import Mapping
 from torch import Tensor
 
 from verifiNN.bounds.graph import BoundGraph, interval_step
-from verifiNN.bounds.regions import InputSet
 from verifiNN.bounds.types import Interval
+from verifiNN.regions import RegionBatch
 
 __all__ = ["input_interval", "interval_bounds", "interval_linear_bound"]
 
 
 def input_interval(
-    graph: BoundGraph, input_set: InputSet, given: Mapping[str, Interval] | None = None
+    graph: BoundGraph, input_set: RegionBatch, given: Mapping[str, Interval] | None = None
 ) -> Interval:
     """The input's box as ``(B, *input_shape)`` bounds (intersected with ``given``)."""
     lower, upper = input_set.box()
@@ -32,7 +32,7 @@ def input_interval(
 
 
 def interval_bounds(
-    graph: BoundGraph, input_set: InputSet, given: Mapping[str, Interval] | None = None
+    graph: BoundGraph, input_set: RegionBatch, given: Mapping[str, Interval] | None = None
 ) -> dict[str, Interval]:
     """Interval bounds of every node.
 

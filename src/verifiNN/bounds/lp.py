@@ -26,7 +26,6 @@ tightened by two LPs, layer by layer, with the same dual-bound rule.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -36,15 +35,16 @@ import torch
 from torch import Tensor
 
 from verifiNN.bounds.graph import BoundGraph, interval_step
-from verifiNN.bounds.regions import BallInput, InputSet
 from verifiNN.bounds.relaxations import RELAXATIONS, LinearBounds
 from verifiNN.bounds.types import Interval, LPOptions
+from verifiNN.budget import Budget
 from verifiNN.errors import UnsupportedModelError
 from verifiNN.models.network import Node
 from verifiNN.ops import Dense
-from verifiNN.solvers.highs import INF, HighsModel, LinearProgram, LPStatus
+from verifiNN.regions import BallBatch, RegionBatch
+from verifiNN.solvers.highs import INF, HighsModel, LinearProgram, LPStatus, dual_bound
 
-__all__ = ["Stage", "chain_stages", "dual_bound", "lp_bound"]
+__all__ = ["Stage", "chain_stages", "lp_bound"]
 
 
 @dataclass(frozen=True)
@@ -112,23 +112,6 @@ def _stage(graph: BoundGraph, run: list[Node], source: str, name: str, act: Node
         n = int(np.prod(graph.shapes[source]))
         weight, bias = sp.identity(n, format="csr"), np.zeros(n)
     return Stage(weight, bias, name, act)
-
-
-def dual_bound(lp: LinearProgram, cost: np.ndarray, row_dual: np.ndarray) -> float:
-    """Weak-duality lower bound of ``min cost^T x`` from row duals (see the module docstring)."""
-    y = np.array(row_dual, dtype=np.float64)
-    y[(y > 0) & ~np.isfinite(lp.row_lower)] = 0.0
-    y[(y < 0) & ~np.isfinite(lp.row_upper)] = 0.0
-    reduced = cost - lp.A.T @ y
-    with np.errstate(invalid="ignore"):
-        rows = np.where(y > 0, y * lp.row_lower, np.where(y < 0, y * lp.row_upper, 0.0))
-        cols = np.where(
-            reduced > 0,
-            reduced * lp.col_lower,
-            np.where(reduced < 0, reduced * lp.col_upper, 0.0),
-        )
-    total = float(rows.sum() + cols.sum())
-    return total if np.isfinite(total) else -INF
 
 
 @dataclass
@@ -211,7 +194,7 @@ def _activation_rows(builder: _Builder, act: Node, z: int, a: int, low: Tensor, 
 def _build(
     stages: list[Stage],
     bounds: Mapping[str, Interval],
-    input_set: InputSet,
+    input_set: RegionBatch,
     region: int,
     depth: int,
 ) -> tuple[LinearProgram, list[int]]:
@@ -219,7 +202,7 @@ def _build(
     builder = _Builder([], [], [], [], [])
     low, high = (t[region].cpu().double().numpy() for t in input_set.box())
     prev = builder.add_cols(low, high)
-    if isinstance(input_set, BallInput) and input_set.norm == "1":
+    if isinstance(input_set, BallBatch) and input_set.norm == "1":
         eps = float(input_set.eps[region])
         center = input_set.center[region].cpu().double().numpy()
         n = center.size
@@ -248,22 +231,22 @@ def _build(
     return builder.program(), z_starts
 
 
-def _deadline(options: LPOptions) -> float:
-    """The ``time.perf_counter()`` value at which ``options.time_limit`` runs out."""
-    return INF if options.time_limit is None else time.perf_counter() + options.time_limit
-
-
 def _minimise(
-    model: HighsModel, lp: LinearProgram, cols: np.ndarray, coefs: np.ndarray, deadline: float
+    model: HighsModel,
+    lp: LinearProgram,
+    cols: np.ndarray,
+    coefs: np.ndarray,
+    budget: Budget,
+    stats: dict[str, float],
 ) -> float:
     """Sound lower bound of ``min coefs . x[cols]`` (``-inf`` when the solve fails
-    or ``deadline`` has passed)."""
-    left = deadline - time.perf_counter()
-    if left <= 0:
+    or ``budget`` has run out)."""
+    if budget.expired():
         return -INF
+    stats["lp_solves"] += 1
     model.set_costs(np.arange(lp.num_cols), np.zeros(lp.num_cols))
     model.set_costs(cols, coefs)
-    solution = model.solve(None if left == INF else left)
+    solution = model.solve(budget)
     if solution.status is not LPStatus.OPTIMAL or solution.row_duals is None:
         return -INF
     cost = np.zeros(lp.num_cols)
@@ -275,12 +258,13 @@ def _tighten(
     graph: BoundGraph,
     stages: list[Stage],
     bounds: dict[str, Interval],
-    input_set: InputSet,
-    deadline: float,
+    input_set: RegionBatch,
+    budget: Budget,
     threads: int,
+    stats: dict[str, float],
 ) -> dict[str, Interval]:
     """Per-neuron LP bounds of every unstable pre-activation, layer by layer
-    (until ``deadline``; later neurons keep their given bounds)."""
+    (until ``budget`` runs out; later neurons keep their given bounds)."""
     for k, stage in enumerate(stages[:-1]):
         zb = bounds[stage.name]
         record = RELAXATIONS[type(stage.act.op)]
@@ -288,14 +272,14 @@ def _tighten(
         for region in range(input_set.batch):
             mask = record.needs_bounds(stage.act.op, lower[region], upper[region])
             rows = mask.nonzero().squeeze(1).tolist()
-            if not rows or time.perf_counter() >= deadline:
+            if not rows or budget.expired():
                 continue
             lp, z_starts = _build(stages, bounds, input_set, region, k)
             model = HighsModel(lp, threads)
             for j in rows:
                 col = np.array([z_starts[k] + j])
-                lo = _minimise(model, lp, col, np.array([1.0]), deadline)
-                hi = -_minimise(model, lp, col, np.array([-1.0]), deadline)
+                lo = _minimise(model, lp, col, np.array([1.0]), budget, stats)
+                hi = -_minimise(model, lp, col, np.array([-1.0]), budget, stats)
                 lower[region, j] = max(float(lower[region, j]), lo)
                 upper[region, j] = min(float(upper[region, j]), hi)
         bounds[stage.name] = Interval(lower.reshape(zb.shape), upper.reshape(zb.shape))
@@ -305,10 +289,11 @@ def _tighten(
 
 def lp_bound(
     graph: BoundGraph,
-    input_set: InputSet,
+    input_set: RegionBatch,
     bounds: Mapping[str, Interval],
     C: Tensor,
     options: LPOptions | None = None,
+    budget: Budget | None = None,
 ) -> tuple[Tensor, dict[str, Interval], dict[str, float]]:
     """Sound lower bounds of ``C y`` by the triangle LP.
 
@@ -318,29 +303,32 @@ def lp_bound(
         bounds: intermediate node bounds (e.g. CROWN's) used as variable bounds.
         C: ``(B or 1, m, n_out)`` rows.
         options: LP options.
+        budget: time limit of the whole call (``None``: none); rows not
+            solved in time get ``-inf``.
 
     Returns:
         ``(lower, bounds, statistics)``: ``(B, m)`` dual bounds (``-inf`` where a
-        solve failed), the node bounds (tightened when ``options.tighten``), and
-        the number of LPs solved.
+        solve failed or did not start in time), the node bounds (tightened when
+        ``options.tighten``), and ``lp_solves``: the LPs solved.
     """
     options = options or LPOptions()
-    deadline = _deadline(options)
+    budget = budget or Budget.start(None)
+    stats = {"lp_solves": 0.0}
     stages = chain_stages(graph)
     bounds = dict(bounds)
     if options.tighten:
-        bounds = _tighten(graph, stages, bounds, input_set, deadline, options.threads)
+        bounds = _tighten(graph, stages, bounds, input_set, budget, options.threads, stats)
     batch, m = input_set.batch, C.shape[1]
     rows = C.expand(batch, *C.shape[1:]).detach().cpu().double().numpy()
     out = np.full((batch, m), -INF)
     depth = len(stages) - 1
     for region in range(batch):
-        if time.perf_counter() >= deadline:
+        if budget.expired():
             break
         lp, z_starts = _build(stages, bounds, input_set, region, depth)
         model = HighsModel(lp, options.threads)
         cols = z_starts[depth] + np.arange(rows.shape[-1])
         for i in range(m):
-            out[region, i] = _minimise(model, lp, cols, rows[region, i], deadline)
+            out[region, i] = _minimise(model, lp, cols, rows[region, i], budget, stats)
     lower = torch.as_tensor(out, dtype=C.dtype, device=C.device)
-    return lower, bounds, {"lp_solves": float(batch * m)}
+    return lower, bounds, stats

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from verifiNN.budget import Budget
 from verifiNN.errors import UnsupportedModelError
 from verifiNN.models.network import MLP, Network
 from verifiNN.specs import Box, HalfSpaces, Specification
@@ -191,17 +192,18 @@ def _refuted(network: MLP, box: Box, half: HalfSpaces) -> tuple[bool, np.ndarray
 
 
 def sound_verify(
-    network: Network, spec: Specification, timeout: float | None = None, max_boxes: int = 20000
+    network: Network, spec: Specification, budget: Budget | None = None, max_boxes: int = 20000
 ) -> SoundResult:
     """Prove ``spec`` (box input regions) with rigorous bounds, bisecting a box its
     bounds cannot decide along the input whose slope in the best row's linear bound,
     times its width, is largest, until every box is proved, ``max_boxes`` are used
-    or ``timeout`` passes.
+    or ``budget`` runs out.
 
     Raises:
         UnsupportedModelError: not a ReLU MLP, or a non-box input region.
     """
     start = time.perf_counter()
+    budget = budget or Budget.start(None)
     mlp = network.as_mlp()
     if any(a != "ReLU" for a in mlp.activations):
         raise UnsupportedModelError("--sound-fp needs a ReLU MLP")
@@ -217,8 +219,7 @@ def sound_verify(
                 proved, score = _refuted(mlp, box, half)
                 if proved:
                     continue
-                elapsed = time.perf_counter() - start
-                if boxes >= max_boxes or (timeout is not None and elapsed > timeout):
+                if boxes >= max_boxes or budget.expired():
                     return SoundResult(False, boxes, time.perf_counter() - start)
                 lo, hi = np.asarray(box.lower, float), np.asarray(box.upper, float)
                 d = int(np.argmax(score))

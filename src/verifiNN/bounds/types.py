@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from verifiNN.methods import BOUND_PROPAGATION
+
 __all__ = [
     "METHODS",
     "PROOF_TOLERANCE",
@@ -23,7 +25,7 @@ __all__ = [
     "proof_threshold",
 ]
 
-METHODS = ("ibp", "crown", "alpha-crown", "lp")
+METHODS = BOUND_PROPAGATION
 """The bound methods of :func:`verifiNN.bounds.compute_bounds`, loosest first."""
 
 PROOF_TOLERANCE = 1e-9
@@ -111,9 +113,11 @@ class AlphaOptions:
             paper); ``False`` keeps CROWN's intermediate bounds and optimises
             only the slopes of the final bound (far cheaper, the usual choice
             inside branch and bound).
-        time_limit: seconds for the whole optimisation (all chunks of a batch);
-            when it runs out the best bounds so far are returned (``None``: no limit).
         crown: options of the CROWN pass that initialises the slopes.
+
+    The time limit is the ``budget`` of the call
+    (:func:`~verifiNN.bounds.compute_bounds`): when it runs out the best bounds
+    so far are returned.
     """
 
     iterations: int = 20
@@ -121,7 +125,6 @@ class AlphaOptions:
     lr_decay: float = 0.98
     early_stop: bool = True
     optimize_intermediate: bool = True
-    time_limit: float | None = None
     crown: CrownOptions = field(default_factory=CrownOptions)
 
 
@@ -132,15 +135,15 @@ class LPOptions:
     Attributes:
         tighten: before bounding ``C y``, tighten every unstable neuron's bounds
             by two LPs (min and max), layer by layer.
-        time_limit: seconds for the whole call (``None``: no limit); each
-            solve gets what is left, and a row whose solve stops early or never
-            starts keeps its CROWN bound (the answer stays sound, only looser).
         threads: HiGHS threads.
         crown: options of the CROWN pass that gives the default intermediate bounds.
+
+    The time limit is the ``budget`` of the call: each solve gets what is left,
+    and a row whose solve stops early or never starts keeps its CROWN bound
+    (the answer stays sound, only looser).
     """
 
     tighten: bool = False
-    time_limit: float | None = None
     threads: int = 1
     crown: CrownOptions = field(default_factory=CrownOptions)
 

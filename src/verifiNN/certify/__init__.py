@@ -2,7 +2,7 @@
 
 :func:`certify` decides, for every sample and epsilon, whether the ball around
 the sample is robust (proved), not robust (a confirmed counterexample) or
-undecided, with :func:`verifiNN.portfolio.verify`. Samples are independent
+undecided, with :func:`verifiNN.verify`. Samples are independent
 tasks for an executor (:mod:`verifiNN.executors`: in-process, local processes
 or Ray); each finished sample is appended to a results file at once
 (:class:`~verifiNN.certify.store.ResultStore`), so an interrupted run resumes
@@ -28,8 +28,8 @@ from verifiNN.certify.store import ResultStore, digest, network_digest
 from verifiNN.errors import InvalidInputError
 from verifiNN.executors import Executor, make_executor
 from verifiNN.models.network import Network
-from verifiNN.portfolio import METHODS
 from verifiNN.specs import normalize_norm
+from verifiNN.verifiers.portfolio import METHODS
 
 __all__ = [
     "ROW_FIELDS",
@@ -91,7 +91,7 @@ def certify(
         labels: ``N`` true classes.
         epsilons: the radii (sorted and de-duplicated).
         norm: ``'inf'``, ``'1'`` or ``'2'``.
-        method: the :func:`verifiNN.portfolio.verify` method.
+        method: the :func:`verifiNN.verify` method.
         timeout_per_sample: seconds per sample, shared by its epsilons.
         executor: ``'local'`` (``workers`` processes, default every core; in
             this process when ``workers == 1``), ``'inprocess'``, ``'ray'``

@@ -12,7 +12,9 @@ from verifiNN.budget import Budget
 from verifiNN.errors import VerifiNNError
 from verifiNN.models.network import Network
 from verifiNN.results import Verdict
-from verifiNN.specs import robustness_spec
+from verifiNN.specs import norm_distance, robustness_spec
+from verifiNN.verifiers.portfolio import verify
+from verifiNN.verifiers.robustness import certified_radius
 
 __all__ = ["ROW_FIELDS", "CertifyOptions", "certify_sample"]
 
@@ -43,7 +45,7 @@ class CertifyOptions:
         network: the classifier.
         epsilons: radii, ascending.
         norm: ``'inf'``, ``'1'`` or ``'2'``.
-        method: the :func:`verifiNN.portfolio.verify` method.
+        method: the :func:`verifiNN.verify` method.
         timeout: seconds per sample, shared by its epsilons (``None``: no limit).
         domain: optional ``(lo, hi)`` valid-input box (e.g. ``(0, 1)`` for images).
         radius: also compute each sample's certified radius (CROWN bisection).
@@ -122,8 +124,6 @@ def _decide(
     seed: int,
 ) -> tuple[str, str]:
     """``(verdict word, deciding method)`` of the ``eps`` ball around ``x``."""
-    from verifiNN.portfolio import verify
-
     spec = robustness_spec(network, x, eps, options.norm, label=label, domain=options.domain)
     try:
         if options.method == "auto":  # most balls of a data set fall to CROWN in milliseconds
@@ -141,8 +141,7 @@ def _decide(
     if verdict is Verdict.SAT:
         # the portfolio confirmed it; check once more here: in the ball, label changed
         example = np.asarray(result.counterexample[0], np.float64).ravel()
-        ord_ = {"inf": np.inf, "1": 1, "2": 2}[options.norm]
-        inside = np.linalg.norm(example - x, ord=ord_) <= eps * (1 + 1e-9) + 1e-12
+        inside = norm_distance(example, x, options.norm) <= eps * (1 + 1e-9) + 1e-12
         if inside and int(network.classify(example)) != label:
             return NOT_ROBUST, str(result.get("method", options.method))
         logger.error("epsilon %g: counterexample failed the re-check; answering unknown", eps)
@@ -152,8 +151,6 @@ def _decide(
 
 def _radius(network: Network, x: np.ndarray, label: int, options: CertifyOptions) -> float:
     """The CROWN certified radius up to twice the largest epsilon."""
-    from verifiNN.robustness import certified_radius
-
     radius, _ = certified_radius(
         network, x, 2 * max(options.epsilons), options.norm, label=label, domain=options.domain
     )

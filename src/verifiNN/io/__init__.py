@@ -1,5 +1,6 @@
 """Loaders and writers for models, properties and result files."""
 
+from verifiNN.io.inputs import load_input
 from verifiNN.io.onnx import load_onnx
 from verifiNN.io.torch import from_torch
 from verifiNN.io.vnncomp import read_result, vnncomp_word, word_to_verdict, write_result
@@ -7,6 +8,7 @@ from verifiNN.io.vnnlib import load_vnnlib, parse_vnnlib
 
 __all__ = [
     "from_torch",
+    "load_input",
     "load_onnx",
     "load_vnnlib",
     "parse_vnnlib",

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from verifiNN.models.network import Network
+
 __all__ = ["onnxruntime_output"]
 
 logger = logging.getLogger(__name__)
@@ -31,10 +33,11 @@ def _session(model: bytes, key: str) -> Any:  # key: keeps the cache keyed by co
     return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
 
-def onnxruntime_output(network: Any, x: np.ndarray) -> np.ndarray | None:
+def onnxruntime_output(network: Network, x: np.ndarray) -> np.ndarray | None:
     """The original ONNX model's output at ``x`` (flat float64), or ``None`` when the
-    network did not come from ONNX or onnxruntime cannot run it."""
-    model = getattr(network, "onnx_model", None)
+    network did not come from ONNX (``network.origin``) or onnxruntime cannot run it."""
+    origin = network.origin
+    model = None if origin is None else origin.onnx_model
     if model is None:
         return None
     try:

@@ -1,5 +1,5 @@
 """Network models: the graph IR."""
 
-from verifiNN.models.network import MLP, Network, Node
+from verifiNN.models.network import MLP, ModelOrigin, Network, Node
 
-__all__ = ["MLP", "Network", "Node"]
+__all__ = ["MLP", "ModelOrigin", "Network", "Node"]

@@ -23,7 +23,7 @@ from torch import Tensor
 from verifiNN.errors import InvalidInputError, InvalidNetworkError, UnsupportedModelError
 from verifiNN.ops import Dense, Identity, Op, ReLU, Shape, as_tensor
 
-__all__ = ["INPUT", "LABELERS", "MLP", "Network", "Node"]
+__all__ = ["INPUT", "LABELERS", "MLP", "ModelOrigin", "Network", "Node"]
 
 INPUT = "input"
 """Default name of the network's input node."""
@@ -39,6 +39,25 @@ class Node:
     name: str
     op: Op
     inputs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ModelOrigin:
+    """Where a network came from, for a second opinion on its outputs.
+
+    Attributes:
+        source: how messages name the model (its path).
+        onnx_model: the serialised ONNX model the network was converted from;
+            counterexamples are re-run on it by onnxruntime
+            (:mod:`verifiNN.io.ort`), so a conversion bug cannot become a
+            wrong ``sat``.
+        input_shape: the model's full input shape (a symbolic batch dimension
+            appears as its name, or ``None``).
+    """
+
+    source: str
+    onnx_model: bytes | None = None
+    input_shape: tuple[int | str | None, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -68,10 +87,16 @@ class Network:
         labeler: ``'argmax'`` (class = highest score) or ``'argmin'`` (lowest
             score, e.g. ACAS Xu advisories). Ties go to the lowest index.
 
+    Attributes:
+        origin: the file the network was loaded from (:class:`ModelOrigin`),
+            or ``None`` for a network built in Python.
+
     Raises:
         InvalidNetworkError: shapes that do not chain, non-finite or non-numeric
             parameters, or an unknown activation or labeler.
     """
+
+    origin: ModelOrigin | None
 
     def __init__(
         self,
@@ -96,6 +121,7 @@ class Network:
                 previous = nodes[-1].name
         self._init_graph((mats[0].shape[1],), nodes, previous, labeler, INPUT)
         self.activation = "ReLU" if act is ReLU else "Id"
+        self.origin = None
 
     @classmethod
     def from_graph(
@@ -105,6 +131,7 @@ class Network:
         output: str | None = None,
         labeler: str = "argmax",
         input_name: str = INPUT,
+        origin: ModelOrigin | None = None,
     ) -> Network:
         """Build a network from nodes in topological order.
 
@@ -114,6 +141,7 @@ class Network:
             output: the output node's name (default: the last node).
             labeler: ``'argmax'`` or ``'argmin'``.
             input_name: the name nodes use to read the network input.
+            origin: where the network came from (loaders set it).
 
         Raises:
             InvalidNetworkError: unknown or later node references, duplicate
@@ -129,6 +157,7 @@ class Network:
             input_name,
         )
         network.activation = None
+        network.origin = origin
         return network
 
     def _init_graph(
@@ -255,10 +284,15 @@ class Network:
         """Copy of the network with parameters moved to ``dtype``/``device``."""
         nodes = [Node(n.name, n.op.to(dtype, device), n.inputs) for n in self.nodes]
         copy = Network.from_graph(
-            self.input_shape, nodes, self.output_name, self.labeler, self.input_name
+            self.input_shape, nodes, self.output_name, self.labeler, self.input_name, self.origin
         )
         copy.activation = self.activation
         return copy
+
+    def with_origin(self, origin: ModelOrigin | None) -> Network:
+        """This network (the same object) with ``origin`` recorded; returns it."""
+        self.origin = origin
+        return self
 
     def as_mlp(self) -> MLP:
         """The network as a chain of dense layers and elementwise activations.

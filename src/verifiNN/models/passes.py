@@ -63,7 +63,7 @@ def _rebuild(network: Network, nodes: Iterable[Node], output: str) -> Network:
     """A network like ``network`` with other nodes and output, dead nodes pruned."""
     nodes = _live(list(nodes), output)
     return Network.from_graph(
-        network.input_shape, nodes, output, network.labeler, network.input_name
+        network.input_shape, nodes, output, network.labeler, network.input_name, network.origin
     )
 
 

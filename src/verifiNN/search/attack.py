@@ -16,7 +16,7 @@ exactly when ``y`` is unsafe. With several disjuncts, the starts are spread
 over single disjuncts (targeted) and their minimum. Steps follow the sign of
 the gradient on boxes and L-inf balls, the normalised gradient on L2 balls and
 a sparse sign step on L1 balls, each followed by a projection onto the region
-(:mod:`verifiNN.search.projections`); half of the starts keep a constant step,
+(:mod:`verifiNN.regions`); half of the starts keep a constant step,
 the other half adapt theirs (undo a step that made things worse and halve it).
 Starts stuck on a flat region (zero gradient) are moved to fresh random points.
 
@@ -36,7 +36,6 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,9 +44,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from verifiNN.budget import Budget
 from verifiNN.errors import InvalidInputError, SpecError
 from verifiNN.models.network import Network
-from verifiNN.search.projections import Regions
+from verifiNN.regions import BallBatch, BoxBatch, RegionBatch
 from verifiNN.specs import Box, Case, LpBall, Specification
 
 __all__ = ["AttackResult", "DomainAttackResult", "attack", "attack_domains", "default_batch"]
@@ -195,23 +195,43 @@ def _with_dtype(network: Network, dtype: torch.dtype, device: torch.device | str
     return network.to(dtype, device)
 
 
-class _Clock:
-    """A deadline ``timeout`` seconds from now (none for ``None``)."""
+# ------------------------------------------------------------------ moves
+def _uniform(domains: RegionBatch, count: int, generator: torch.Generator) -> Tensor:
+    """``(D, count, n)`` uniform points of the bounding boxes, projected into the regions."""
+    low, high = domains.box()
+    shape = (low.shape[0], count, low.shape[1])
+    u = torch.rand(shape, generator=generator, dtype=low.dtype).to(low.device)
+    return domains.project(low.unsqueeze(1) + u * (high - low).unsqueeze(1))
 
-    def __init__(self, timeout: float | None) -> None:
-        if timeout is not None and not float(timeout) >= 0:
-            raise InvalidInputError(f"timeout must be >= 0 seconds, got {timeout!r}")
-        self.start = time.perf_counter()
-        self.deadline = math.inf if timeout is None else self.start + float(timeout)
-        self.hit = False
 
-    def expired(self) -> bool:
-        """Whether the deadline has passed (sticky, so phases agree)."""
-        self.hit = self.hit or time.perf_counter() >= self.deadline
-        return self.hit
+def _corners(domains: RegionBatch, count: int, generator: torch.Generator) -> Tensor:
+    """``(D, count, n)`` random corners of the bounding boxes, projected into the regions."""
+    low, high = domains.box()
+    shape = (low.shape[0], count, low.shape[1])
+    bits = (torch.rand(shape, generator=generator, dtype=low.dtype) < 0.5).to(low.device)
+    return domains.project(torch.where(bits, high.unsqueeze(1), low.unsqueeze(1)))
 
-    def elapsed(self) -> float:
-        return time.perf_counter() - self.start
+
+def _step(domains: RegionBatch, x: Tensor, grad: Tensor, alpha: Tensor) -> Tensor:
+    """One steepest-descent step of ``(D, S, n)`` points with relative sizes ``alpha``.
+
+    Boxes (and L-inf balls): ``alpha * width * sign(grad)``; L2 balls: the
+    normalised gradient times ``2 eps alpha``; L1 balls: a sign step on the
+    top 5% coordinates of ``|grad|`` with L1 length ``2 eps alpha``.
+    """
+    alpha = alpha.unsqueeze(-1)
+    if isinstance(domains, BoxBatch):
+        low, high = domains.box()
+        return x - alpha * (high - low).unsqueeze(1) * torch.sign(grad)
+    size = 2 * alpha * domains.eps.reshape(-1, 1, 1)
+    if domains.norm == "2":
+        norm = torch.linalg.vector_norm(grad, dim=-1, keepdim=True)
+        return x - size * grad / torch.clamp(norm, min=1e-30)
+    k = max(1, math.ceil(0.05 * grad.shape[-1]))
+    kth = torch.topk(grad.abs(), k, dim=-1).values[..., -1:]
+    direction = torch.sign(grad) * (grad.abs() >= kth) * (grad.abs() > 0)
+    count = torch.clamp(direction.abs().sum(dim=-1, keepdim=True), min=1.0)
+    return x - size * direction / count
 
 
 # ------------------------------------------------------------------ search
@@ -220,10 +240,10 @@ class _Search:
     """One batched search over ``D`` domains (state and counters)."""
 
     net: Network
-    domains64: Regions
+    domains64: RegionBatch
     objective: _Objective
     confirm: Confirm
-    clock: _Clock
+    budget: Budget
     generator: torch.Generator
     stop_on_first: bool
     evaluations: int = 0
@@ -231,15 +251,15 @@ class _Search:
     best_x: Tensor | None = None
     best_value: Tensor | None = None
     confirmed_x: np.ndarray | None = None
-    domains: Regions | None = None
+    domains: RegionBatch | None = None
     first: Tensor | None = None
 
     def __post_init__(self) -> None:
         reference = self.objective.C
         self.domains = self.domains64.to(reference.dtype, reference.device)
-        count, n = self.domains.lower.shape
+        count, n = self.domains.reference.shape
         self.found = np.zeros(count, dtype=bool)
-        self.best_x = self.domains.centre.detach().clone()
+        self.best_x = self.domains.start().detach().clone()
         self.best_value = torch.full((count,), math.inf, dtype=self.best_x.dtype)
         self.confirmed_x = np.zeros((count, n))
 
@@ -275,15 +295,7 @@ class _Search:
         self.confirmed_x[domains[ok]] = x64[ok]
 
     def _project64(self, points: Tensor, domains: np.ndarray) -> np.ndarray:
-        sub = self.domains64
-        index = torch.as_tensor(domains)
-        part = Regions(
-            sub.lower[index],
-            sub.upper[index],
-            None if sub.center is None else sub.center[index],
-            None if sub.eps is None else sub.eps[index],
-            sub.norm,
-        )
+        part = self.domains64.select(torch.as_tensor(domains))
         return part.project(points.to("cpu", torch.float64).unsqueeze(1)).squeeze(1).numpy()
 
     def sample(self, count: int, keep: int, chunk: int = 1024) -> Tensor | None:
@@ -291,13 +303,13 @@ class _Search:
         (stopping once one is confirmed); return the best ``keep`` points per domain."""
         best: tuple[Tensor, Tensor] | None = None
         done = 0
-        while done < count and not (self.done or self.clock.expired()):
+        while done < count and not (self.done or self.budget.expired()):
             size = min(chunk, count - done)
-            parts = [self.domains.centre.unsqueeze(1)] if done == 0 else []
+            parts = [self.domains.start().unsqueeze(1)] if done == 0 else []
             corners = (size - len(parts)) // 2
             uniform = size - len(parts) - corners
-            parts.append(self.domains.corners(corners, self.generator))
-            parts.append(self.domains.uniform(uniform, self.generator))
+            parts.append(_corners(self.domains, corners, self.generator))
+            parts.append(_uniform(self.domains, uniform, self.generator))
             points = torch.cat(parts, dim=1)
             with torch.no_grad():
                 values = self.margins(points).amin(dim=-1)
@@ -332,7 +344,7 @@ class _Search:
         adaptive = (torch.arange(x.shape[1], device=x.device) % 2 == 1).unsqueeze(0)
         previous: tuple[Tensor, Tensor, Tensor] | None = None
         for _ in range(steps):
-            if self.done or self.clock.expired():
+            if self.done or self.budget.expired():
                 return
             x.requires_grad_(True)
             disjuncts = self.margins(x)
@@ -350,13 +362,13 @@ class _Search:
                     alpha = torch.clamp(alpha, max=alpha0)
                 flat = grad.abs().amax(dim=-1) == 0
                 previous = (x, values, grad)
-                x = self.domains.project(self.domains.step(x, grad, alpha))
+                x = self.domains.project(_step(self.domains, x, grad, alpha))
                 if bool(flat.any()):
-                    fresh = self.domains.uniform(x.shape[1], self.generator)
+                    fresh = _uniform(self.domains, x.shape[1], self.generator)
                     x = torch.where(flat.unsqueeze(-1), fresh, x)
                     alpha = torch.where(flat, alpha0, alpha)
                     previous = (previous[0], torch.where(flat, math.inf, values), grad)
-        if not (self.done or self.clock.expired()):
+        if not (self.done or self.budget.expired()):
             with torch.no_grad():
                 self.record(x, self.margins(x).amin(dim=-1))
 
@@ -397,18 +409,18 @@ def _keep_improving(
 
 def _starts(search: _Search, ranked: Tensor | None, restarts: int) -> Tensor:
     """``(D, restarts, n)`` PGD starts: the centre, the best samples, then uniform points."""
-    parts = [search.domains.centre.unsqueeze(1) if search.first is None else search.first]
+    parts = [search.domains.start().unsqueeze(1) if search.first is None else search.first]
     if ranked is not None and restarts > 1:
         parts.append(ranked[:, : max(0, (restarts - 1) // 2)])
     have = sum(p.shape[1] for p in parts)
     if restarts > have:
-        parts.append(search.domains.uniform(restarts - have, search.generator))
+        parts.append(_uniform(search.domains, restarts - have, search.generator))
     return torch.cat(parts, dim=1)[:, : max(1, restarts)]
 
 
 def _run(search: _Search, samples: int, restarts: int, steps: int, alpha0: float) -> None:
     ranked = search.sample(samples, max(0, (restarts - 1) // 2))
-    if search.done or search.clock.expired() or steps <= 0:
+    if search.done or search.budget.expired() or steps <= 0:
         return
     search.pgd(_starts(search, ranked, restarts), steps, alpha0)
 
@@ -418,15 +430,15 @@ def _region_key(region: Box | LpBall) -> str:
     return "inf" if isinstance(region, Box) else region.norm
 
 
-def _case_domains(cases: Sequence[Case], key: str) -> Regions:
+def _case_domains(cases: Sequence[Case], key: str) -> RegionBatch:
     boxes = [c.input_region.bounding_box() for c in cases]
     lower = torch.from_numpy(np.stack([b.lower for b in boxes]))
     upper = torch.from_numpy(np.stack([b.upper for b in boxes]))
     if key == "inf":
-        return Regions(lower, upper)
+        return BoxBatch(lower, upper)
     center = torch.from_numpy(np.stack([c.input_region.center for c in cases]))
     eps = torch.tensor([c.input_region.epsilon for c in cases], dtype=torch.float64)
-    return Regions(lower, upper, center, eps, key)
+    return BallBatch(center, eps, key, lower, upper)
 
 
 def _spec_confirm(net64: Network, cases: Sequence[Case], spec: Specification) -> Confirm:
@@ -467,7 +479,7 @@ def attack(
     steps: int = 100,
     samples: int | None = None,
     step_size: float = 0.25,
-    timeout: float | None = None,
+    budget: Budget | None = None,
     seed: int = 0,
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float32,
@@ -484,7 +496,7 @@ def attack(
             uniform); ``None``: 16 per restart, within ``[1024, 8192]``.
         step_size: largest step as a fraction of the box width (or of the ball
             diameter); adaptive starts shrink it (see ``_Search.pgd``).
-        timeout: seconds; ``None`` for no limit.
+        budget: the time budget (``None``: no limit).
         seed: seed of the random starts.
         device: torch device of the search (confirmation runs on the CPU in float64).
         dtype: dtype of the search; ``torch.float32`` is fastest.
@@ -495,12 +507,11 @@ def attack(
 
     Raises:
         SpecError: the property does not fit the network.
-        InvalidInputError: a negative timeout.
     """
     if not isinstance(spec, Specification):
         raise SpecError(f"expected a Specification, got {type(spec).__name__}")
     spec.validate_for(network)
-    clock = _Clock(timeout)
+    budget = budget or Budget.start(None)
     net = _with_dtype(network, dtype, device)
     net64 = _with_dtype(network, torch.float64, "cpu")
     generator = torch.Generator().manual_seed(int(seed))
@@ -520,7 +531,7 @@ def attack(
             _case_domains(cases, key),
             _pad_disjunctions(conjunctions, spec.num_outputs).to(dtype, device),
             _spec_confirm(net64, cases, spec),
-            clock,
+            budget,
             generator,
             stop_on_first=True,
         )
@@ -531,15 +542,15 @@ def attack(
             y = np.asarray(net64.get_output(x64[j]), dtype=np.float64).ravel()
             if spec.is_violated_by(x64[j], y):
                 return AttackResult(
-                    x64[j], y, indices[j], clock.elapsed(), evaluations, float(margins[j]), False
+                    x64[j], y, indices[j], budget.elapsed(), evaluations, float(margins[j]), False
                 )
         j = int(np.argmin(margins))
         if margins[j] < best[0]:
             best = (float(margins[j]), x64[j], indices[j], None)
-        if clock.expired():
+        if budget.expired():
             break
     logger.debug("attack found nothing; best margin %.3g", best[0])
-    return AttackResult(None, None, None, clock.elapsed(), evaluations, best[0], clock.expired())
+    return AttackResult(None, None, None, budget.elapsed(), evaluations, best[0], budget.expired())
 
 
 def _domain_confirm(net64: Network, objective: _Objective) -> Confirm:
@@ -566,7 +577,7 @@ def attack_domains(
     samples: int = 16,
     step_size: float = 0.25,
     x_init: Any = None,
-    timeout: float | None = None,
+    budget: Budget | None = None,
     seed: int = 0,
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float32,
@@ -577,7 +588,7 @@ def attack_domains(
     in g of (C[b, i] @ network(x) - d[b, i])``: the rows of ``C`` are split into
     consecutive groups of sizes ``groups`` (the disjuncts; default one group,
     i.e. one conjunction). The search stops when every box has a point with
-    margin ``<= 0``, at ``timeout``, or after ``steps``.
+    margin ``<= 0``, when ``budget`` runs out, or after ``steps``.
 
     Args:
         network: the network.
@@ -592,7 +603,7 @@ def attack_domains(
         step_size: first step as a fraction of the box width.
         x_init: optional ``(B, n)`` first start of each box (instead of its centre),
             e.g. a MILP solution to polish.
-        timeout: seconds; ``None`` for no limit.
+        budget: the time budget (``None``: no limit).
         seed: random seed.
         device: torch device of the search.
         dtype: dtype of the search.
@@ -605,9 +616,9 @@ def attack_domains(
     Raises:
         InvalidInputError: shapes that do not fit, empty boxes, groups that do not sum to ``m``.
     """
-    clock = _Clock(timeout)
-    lo = torch.as_tensor(np.atleast_2d(np.asarray(lower, dtype=np.float64)))
-    hi = torch.as_tensor(np.atleast_2d(np.asarray(upper, dtype=np.float64)))
+    budget = budget or Budget.start(None)
+    lo = torch.as_tensor(np.atleast_2d(np.array(lower, dtype=np.float64)))
+    hi = torch.as_tensor(np.atleast_2d(np.array(upper, dtype=np.float64)))
     if lo.shape != hi.shape or lo.shape[1] != network.input_size or bool((lo > hi).any()):
         raise InvalidInputError(
             f"boxes must be (B, {network.input_size}) with lower <= upper, "
@@ -617,21 +628,21 @@ def attack_domains(
     net64 = _with_dtype(network, torch.float64, "cpu")
     search = _Search(
         _with_dtype(network, dtype, device),
-        Regions(lo, hi),
+        BoxBatch(lo, hi),
         objective.to(dtype, device),
         _domain_confirm(net64, objective),
-        clock,
+        budget,
         torch.Generator().manual_seed(int(seed)),
         stop_on_first=False,
     )
     if x_init is not None:
         first = torch.as_tensor(np.asarray(x_init, dtype=np.float64).reshape(lo.shape))
-        search.first = search.domains.project(first.to(search.domains.lower).unsqueeze(1))
+        search.first = search.domains.project(first.to(search.domains.reference).unsqueeze(1))
         search.best_x = search.first.squeeze(1).clone()
     _run(search, samples, restarts, steps, step_size)
     x64, margins = search.final_margins()
     return DomainAttackResult(
-        x64, margins, clock.elapsed(), search.evaluations + 2 * lo.shape[0], clock.expired()
+        x64, margins, budget.elapsed(), search.evaluations + 2 * lo.shape[0], budget.expired()
     )
 
 

@@ -11,7 +11,7 @@ l_j)`` (the "sb" input split of alpha-beta-CROWN; Wang et al. 2021,
 (gradient at the centre times width; Kearfott 1996, as used by Wang et al.
 2018, "Efficient Formal Safety Analysis of Neural Networks") decides.
 
-For ReLU MLPs the bounds come from :mod:`verifiNN.search.forward_bounds`
+For ReLU MLPs the bounds come from :mod:`verifiNN.bounds.symbolic`
 (forward symbolic intervals tightened by CROWN on the unstable neurons, then
 one backward pass for the property rows), else from
 :func:`verifiNN.bounds.compute_bounds`. Candidate counterexamples are the
@@ -28,7 +28,8 @@ Near ties defeat bisection: on ACAS Xu 3_3 prop_2 the margin stays about
 in the millions. Once a search has run a while, an open box with few unstable
 ReLUs is therefore handed to the exact MILP (Tjeng et al. 2019) with the
 box's intermediate bounds and stable ReLUs substituted away
-(:func:`verifiNN.solvers.milp.encode_mlp_compact`): tens of columns, ~25 ms.
+(:func:`verifiNN.solvers.milp.encode_mlp_compact`, decided by
+:func:`verifiNN.search.milp.milp_verify`): tens of columns, ~25 ms.
 This mixes input splitting with an exact leaf solver much as nnenum mixes
 overapproximation with exact star sets (Bak et al. 2020).
 
@@ -40,23 +41,25 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from verifiNN.bounds import AlphaOptions, BoxInput, CrownOptions, bound_graph, compute_bounds
+from verifiNN.bounds import AlphaOptions, CrownOptions, bound_graph, compute_bounds
+from verifiNN.bounds.symbolic import LinearRowBounds, mlp_bounder
 from verifiNN.bounds.types import PROOF_TOLERANCE
 from verifiNN.budget import Budget
+from verifiNN.errors import SpecError
 from verifiNN.models.network import Network
-from verifiNN.results import Verdict
-from verifiNN.search.forward_bounds import LinearRowBounds, mlp_bounder
+from verifiNN.regions import BoxBatch
+from verifiNN.results import EngineResult, Verdict
+from verifiNN.search.milp import milp_verify
 from verifiNN.search.unsafe_region import clip_to_unsafe, combine_conjunctions
-from verifiNN.solvers.milp import milp_verify
 from verifiNN.specs import Box, Case, Specification
 
-__all__ = ["BaBOptions", "BaBResult", "confirm_candidates", "input_split_bab"]
+__all__ = ["BaBOptions", "confirm_candidates", "input_split_bab"]
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +79,7 @@ class BaBOptions:
         dtype: bound arithmetic precision (float64 keeps proofs sound).
         engine: ``'mlp'`` (forward linear intermediate bounds tightened by
             backward CROWN on the unstable neurons, see
-            :mod:`verifiNN.search.forward_bounds`; ReLU MLPs only), ``'crown'``
+            :mod:`verifiNN.bounds.symbolic`; ReLU MLPs only), ``'crown'``
             (:func:`verifiNN.bounds.compute_bounds`) or ``'auto'`` (``'mlp'``
             when the network is a ReLU MLP, else ``'crown'``).
         branching: which scores choose the dimension to bisect (see
@@ -101,7 +104,7 @@ class BaBOptions:
             slower overall (3_7 prop_1: 7k domains in 60 s vs 27k), hence off.
         leaf_milp_unstable: once the search has bounded ``leaf_milp_after``
             domains, an open box with at most this many unstable ReLUs (MLP
-            engine) is decided by the exact MILP (:func:`verifiNN.solvers.milp.
+            engine) is decided by the exact MILP (:func:`verifiNN.search.milp.
             milp_verify`, given the box's intermediate bounds) instead of being
             split; a MILP that does not finish in ``leaf_milp_timeout`` seconds
             leaves its box to splitting. 0: never. For near ties (ACAS Xu 3_3
@@ -122,22 +125,6 @@ class BaBOptions:
     max_domains: int = 500_000
     proof_margin: float = PROOF_TOLERANCE
     dtype: torch.dtype = torch.float64
-
-
-@dataclass
-class BaBResult:
-    """Outcome of branch and bound.
-
-    Attributes:
-        verdict: ``unsat``, ``sat``, ``unknown`` (domain cap) or ``timeout``.
-        counterexample: ``(x, y)`` confirmed by a float64 forward pass, for ``sat``.
-        statistics: domains bounded, batches, peak live domains, leaf MILPs
-            run and proved, seconds.
-    """
-
-    verdict: Verdict
-    counterexample: tuple[np.ndarray, np.ndarray] | None = None
-    statistics: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -174,7 +161,7 @@ def input_split_bab(
     spec: Specification,
     budget: Budget | None = None,
     options: BaBOptions | None = None,
-) -> BaBResult:
+) -> EngineResult:
     """Decide ``spec`` by input splitting and CROWN bounds.
 
     Args:
@@ -184,7 +171,10 @@ def input_split_bab(
         options: search options.
 
     Returns:
-        The verdict with a confirmed counterexample for ``sat``.
+        The verdict (``unsat``, ``sat``, ``unknown`` at the domain cap, or
+        ``timeout``) with a confirmed counterexample for ``sat``; statistics:
+        domains bounded, batches, peak live domains, leaf MILPs run and
+        proved, seconds.
     """
     budget = budget or Budget.start(None)
     options = options or BaBOptions()
@@ -195,13 +185,13 @@ def input_split_bab(
     bounder = _Bounder(network, options)
     for case in spec.cases:
         if not isinstance(case.input_region, Box):
-            raise NotImplementedError("input splitting needs box input regions")
+            raise SpecError("input splitting needs box input regions", path=spec.path)
         verdict, example = _search_case(bounder, spec, case, budget, options, stats)
         if verdict is not Verdict.UNSAT:
             stats["seconds"] = time.perf_counter() - start
-            return BaBResult(verdict, example, stats)
+            return EngineResult(verdict, example, stats)
     stats["seconds"] = time.perf_counter() - start
-    return BaBResult(Verdict.UNSAT, None, stats)
+    return EngineResult(Verdict.UNSAT, None, stats)
 
 
 class _Bounder:
@@ -231,7 +221,7 @@ class _Bounder:
             return rows.lower, rows, rows.packed
         result = compute_bounds(
             self.graph,
-            BoxInput(lo, up),
+            BoxBatch(lo, up),
             C=C,
             method="crown",
             bound_upper=False,
@@ -368,7 +358,7 @@ def _leaf_milps(
         result = milp_verify(
             bounder.network,
             Specification((leaf,), spec.num_inputs, spec.num_outputs),
-            timeout=min(options.leaf_milp_timeout, budget.remaining()),
+            budget.sub(options.leaf_milp_timeout),
             hidden_bounds=hidden,
             polish=False,
         )
@@ -425,7 +415,7 @@ def _alpha_pass(
     idx = keep.nonzero().squeeze(1)
     result = compute_bounds(
         bounder.alpha_graph,
-        BoxInput(lo[idx], up[idx]),
+        BoxBatch(lo[idx], up[idx]),
         C=rows.C,
         method="alpha-crown",
         bound_upper=False,

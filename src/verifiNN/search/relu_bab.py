@@ -53,13 +53,13 @@ from verifiNN.bounds import AlphaOptions, bound_graph, compute_bounds
 from verifiNN.bounds.adam import ProjectedAdam
 from verifiNN.bounds.alpha import alpha_relax
 from verifiNN.bounds.graph import BoundGraph, backward
-from verifiNN.bounds.regions import BoxInput, InputSet, as_input_set
 from verifiNN.bounds.types import PROOF_TOLERANCE, Interval
 from verifiNN.budget import Budget, memory_share
 from verifiNN.models.network import Network
 from verifiNN.ops import ReLU
-from verifiNN.results import Verdict
-from verifiNN.search.bab import BaBResult, confirm_candidates
+from verifiNN.regions import BoxBatch, RegionBatch, as_batch
+from verifiNN.results import EngineResult, Outcome, Verdict
+from verifiNN.search.bab import confirm_candidates
 from verifiNN.solvers.pattern_lp import pattern_lp, piecewise_linear
 from verifiNN.specs import Case, HalfSpaces, Specification
 
@@ -173,7 +173,7 @@ class _Disjunct:
     def __init__(
         self,
         graph: BoundGraph,
-        input_set: InputSet,
+        input_set: RegionBatch,
         rows: HalfSpaces,
         root_bounds: dict[str, Interval],
         options: ReluBaBOptions,
@@ -326,9 +326,9 @@ class _Disjunct:
         return torch.where(none, torch.full_like(best, -1), best)
 
 
-def _candidates(input_set: InputSet, A: Tensor, margin: Tensor, top: int) -> Tensor | None:
+def _candidates(input_set: RegionBatch, A: Tensor, margin: Tensor, top: int) -> Tensor | None:
     """Points minimising the worst domains' linear bounds over the input box."""
-    if not isinstance(input_set, BoxInput):
+    if not isinstance(input_set, BoxBatch):
         return None
     order = torch.argsort(margin)[:top]
     coef = A[order].flatten(2).sum(1)
@@ -345,7 +345,7 @@ def _settle_exhausted(
         ``(all certified safe, confirmed counterexample or None)``.
     """
     box = problem.input_set
-    if not isinstance(box, BoxInput) or not piecewise_linear(problem.graph):
+    if not isinstance(box, BoxBatch) or not piecewise_linear(problem.graph):
         return False, None
     lower = box.lower[0].cpu().double().numpy()
     upper = box.upper[0].cpu().double().numpy()
@@ -360,11 +360,11 @@ def _settle_exhausted(
             for name, split, low in zip(problem.relu_names, domains.split, domains.lower)
         }
         outcome = pattern_lp(problem.graph, lower, upper, phases, C, d)
-        if outcome.status == "candidate":
+        if outcome.status is Outcome.CANDIDATE:
             example = confirm_candidates(network, spec, torch.as_tensor(outcome.x).unsqueeze(0))
             if example is not None:
                 return True, example
-        settled = settled and outcome.status == "safe"
+        settled = settled and outcome.status is Outcome.EMPTY
     return settled, None
 
 
@@ -433,7 +433,7 @@ def relu_split_bab(
     spec: Specification,
     budget: Budget | None = None,
     options: ReluBaBOptions | None = None,
-) -> BaBResult:
+) -> EngineResult:
     """Decide ``spec`` by ReLU splitting with beta-CROWN bounds.
 
     Args:
@@ -456,9 +456,9 @@ def relu_split_bab(
         verdict, example = _search_case(network, spec, case, graph, budget, options, stats)
         if verdict is not Verdict.UNSAT:
             stats["seconds"] = time.perf_counter() - start
-            return BaBResult(verdict, example, stats)
+            return EngineResult(verdict, example, stats)
     stats["seconds"] = time.perf_counter() - start
-    return BaBResult(verdict, None, stats)
+    return EngineResult(verdict, None, stats)
 
 
 def _search_case(
@@ -473,7 +473,7 @@ def _search_case(
     """Root alpha-CROWN on all rows at once, then BaB on the open disjuncts, easiest first."""
     if not case.unsafe:  # an empty disjunction: nothing is unsafe in this case
         return Verdict.UNSAT, None
-    input_set = as_input_set(case.input_region, network.input_size, options.dtype)
+    input_set = as_batch(case.input_region, network.input_size, options.dtype)
     C = torch.tensor(np.concatenate([rows.C for rows in case.unsafe]), dtype=options.dtype)
     d = torch.tensor(np.concatenate([rows.d for rows in case.unsafe]), dtype=options.dtype)
     threshold = d + options.proof_margin * (1.0 + d.abs())
@@ -484,10 +484,8 @@ def _search_case(
         method="alpha-crown",
         bound_upper=False,
         threshold=threshold,
-        options=AlphaOptions(
-            iterations=options.root_iterations,
-            time_limit=budget.remaining() if budget.limited else None,
-        ),
+        options=AlphaOptions(iterations=options.root_iterations),
+        budget=budget,
     )
     if budget.expired():
         return Verdict.TIMEOUT, None

@@ -25,9 +25,18 @@ import numpy as np
 import scipy.sparse as sp
 
 from verifiNN._stdio import descriptor_1_to
+from verifiNN.budget import Budget
 from verifiNN.errors import SolverError
 
-__all__ = ["INF", "HighsModel", "LPSolution", "LPStatus", "LinearProgram", "MipSolution"]
+__all__ = [
+    "INF",
+    "HighsModel",
+    "LPSolution",
+    "LPStatus",
+    "LinearProgram",
+    "MipSolution",
+    "dual_bound",
+]
 
 INF = float("inf")
 
@@ -224,7 +233,7 @@ class HighsModel:
         """After an infeasible :meth:`solve`: HiGHS's Farkas row multipliers, if it has them.
 
         The sign convention is HiGHS's; callers verify a ray (e.g. with
-        :func:`verifiNN.bounds.lp.dual_bound` on a zero cost) before trusting it.
+        :func:`dual_bound` on a zero cost) before trusting it.
         """
         status, exists, values = self._highs.getDualRay()
         if status != highspy.HighsStatus.kOk or not exists or values is None or len(values) == 0:
@@ -236,18 +245,16 @@ class HighsModel:
         """Current number of rows in the solver's model."""
         return int(self._highs.getNumRow())
 
-    def solve(self, time_limit: float | None = None) -> LPSolution:
+    def solve(self, budget: Budget | None = None) -> LPSolution:
         """Solve the current model.
 
         Args:
-            time_limit: seconds; ``None`` for no limit.
+            budget: the time limit (``None``: none).
 
         Returns:
             The status, and the primal point/objective/duals when optimal.
         """
-        self._highs.setOptionValue(
-            "time_limit", INF if time_limit is None else max(time_limit, 0.0)
-        )
+        self._highs.setOptionValue("time_limit", _seconds(budget))
         self._highs.run()
         raw = self._highs.getModelStatus()
         status = _STATUS.get(raw, LPStatus.OTHER)
@@ -265,7 +272,7 @@ class HighsModel:
 
     def solve_mip(
         self,
-        time_limit: float | None = None,
+        budget: Budget | None = None,
         *,
         cutoff: float | None = None,
         stop_at_objective: float | None = None,
@@ -276,7 +283,7 @@ class HighsModel:
         """Solve the model as a MILP (minimisation) with optional early stops.
 
         Args:
-            time_limit: seconds; ``None`` for no limit.
+            budget: the time limit (``None``: none).
             cutoff: HiGHS's ``objective_bound``: nodes whose bound exceeds it are
                 pruned. A run that ends with no incumbent at or below ``cutoff``
                 has shown (to the solver's tolerances) that none exists; HiGHS may
@@ -290,7 +297,7 @@ class HighsModel:
             The status, the incumbent (if any), its objective and the dual bound.
         """
         highs = self._highs
-        highs.setOptionValue("time_limit", INF if time_limit is None else max(time_limit, 0.0))
+        highs.setOptionValue("time_limit", _seconds(budget))
         highs.setOptionValue("objective_bound", INF if cutoff is None else float(cutoff))
         for name, value in (("mip_rel_gap", rel_gap), ("mip_abs_gap", abs_gap)):
             if value is not None:
@@ -324,3 +331,36 @@ class HighsModel:
             int(info.mip_node_count),
             highs.modelStatusToString(raw),
         )
+
+
+def _seconds(budget: Budget | None) -> float:
+    """HiGHS's ``time_limit`` option for ``budget`` (``inf`` when unlimited)."""
+    return INF if budget is None or not budget.limited else budget.remaining()
+
+
+def dual_bound(lp: LinearProgram, cost: np.ndarray, row_dual: np.ndarray) -> float:
+    """Weak-duality lower bound of ``min cost^T x`` over ``lp`` from row multipliers ``y``.
+
+    Any ``y`` is dual feasible once the box of every column is kept: the
+    Lagrangian ``min_{x in col box, w in row box} c^T x - y^T (A x - w)`` equals
+    ``sum_i min(y_i rl_i, y_i ru_i) + sum_j min(r_j cl_j, r_j cu_j)`` with
+    ``r = c - A^T y``, a valid lower bound of the LP whatever the solver's
+    tolerances (up to the rounding of this explicit evaluation). Multipliers
+    whose required row bound is infinite are set to zero first.
+
+    Returns:
+        The bound (``-inf`` when it is not finite).
+    """
+    y = np.array(row_dual, dtype=np.float64)
+    y[(y > 0) & ~np.isfinite(lp.row_lower)] = 0.0
+    y[(y < 0) & ~np.isfinite(lp.row_upper)] = 0.0
+    reduced = cost - lp.A.T @ y
+    with np.errstate(invalid="ignore"):
+        rows = np.where(y > 0, y * lp.row_lower, np.where(y < 0, y * lp.row_upper, 0.0))
+        cols = np.where(
+            reduced > 0,
+            reduced * lp.col_lower,
+            np.where(reduced < 0, reduced * lp.col_upper, 0.0),
+        )
+    total = float(rows.sum() + cols.sum())
+    return total if np.isfinite(total) else -INF

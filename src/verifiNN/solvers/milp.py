@@ -1,11 +1,12 @@
-"""Exact verification of ReLU MLPs by mixed-integer linear programming.
+"""Mixed-integer linear programs of ReLU MLPs: the encodings, their bounds and a minimiser.
 
 The encoding is the big-M formulation of Tjeng, Xiao and Tedrake 2019,
 "Evaluating Robustness of Neural Networks with Mixed Integer Programming"
 (ICLR), on HiGHS (:class:`~verifiNN.solvers.highs.HighsModel`). For a network
 ``network.as_mlp()`` with layers ``z_k = W_k a_{k-1} + b_k``, ``a_k = relu(z_k)``
-and sound bounds ``l_k <= z_k <= u_k`` (from :func:`verifiNN.bounds.compute_bounds`:
-alpha-CROWN, or CROWN on large unstable counts, by default):
+and sound bounds ``l_k <= z_k <= u_k`` from the bound engine
+(:func:`verifiNN.bounds.compute_bounds`: alpha-CROWN, or CROWN on large
+unstable counts, by default; :func:`auto_layer_bounds`):
 
 * variables: the input ``x`` (the region's box), every ``z_k`` (bounded by
   ``[l_k, u_k]``), every ``a_k``, the output ``y``;
@@ -14,52 +15,21 @@ alpha-CROWN, or CROWN on large unstable counts, by default):
   ``a >= z``, ``a >= 0``, ``a <= z - l (1 - delta)``, ``a <= u delta``;
 * identity activations are ``a = z``; an L1-ball input adds ``s >= |x - c|``,
   ``sum s <= eps`` (exact); an L2 ball is relaxed to its bounding box (sound
-  for proofs) and MILP points outside the ball are cut off by tangent planes
-  (outer approximation, a bounded number of rounds).
+  for proofs; the decision procedure cuts MILP points outside the ball).
 
 Networks with few inputs (at most :data:`COMPACT_MAX_INPUTS`, e.g. ACAS Xu)
 get :func:`encode_mlp_compact` instead: the same MILP with the stable ReLUs
 substituted away, so only the input, the unstable ReLUs and the output have
-columns. Callers that already hold intermediate bounds (branch and bound)
-pass them as ``hidden_bounds``.
+columns.
 
-Each disjunct ``C y <= d`` of a case is decided by minimising ``t`` subject to
-``C_i y - d_i <= t`` (so ``t`` is the disjunct's margin ``max_i (C_i y - d_i)``):
-
-* HiGHS stops as soon as an incumbent with ``t <= 0`` appears; its ``x`` is
-  re-checked by a plain float64 forward pass against the specification and, if
-  that fails (big-M and tolerance fuzz), polished by a short float64 PGD from
-  ``x`` (:func:`verifiNN.search.attack.attack_domains`). Only a confirmed input
-  is reported as ``sat``; otherwise the answer is ``unknown``.
-* The solver's cutoff (``objective_bound``) is the safety margin
-  ``tau = margin * scale`` with ``scale = max(1, max_i |bounds of C_i y - d_i|)``
-  (the bounded range of the rows over the region) and ``margin = 1e-6`` by
-  default. A disjunct counts as empty only when HiGHS finishes with no
-  incumbent at or below ``tau`` (it showed that ``t > tau``, up to its own
-  tolerances) or reports a dual bound above ``tau``; incumbents in
-  ``(0, tau]`` (ties within the solver's accuracy) give ``unknown``.
-  Why a margin and not a certificate: HiGHS's feasibility and integrality
-  tolerances (``1e-7``, ``1e-6``) only *enlarge* the set it searches (a
-  near-feasible point or a fractional binary is accepted), which errs on the
-  safe side for a proof of emptiness; the unsafe direction is a node pruned
-  on an LP bound that is optimistic by up to the dual feasibility tolerance
-  (``1e-7``, relative to the scaled objective). ``tau`` is ten times that,
-  relative to the rows' range. A rigorous certificate for a MILP would need
-  every pruned node's dual solution, which HiGHS does not expose.
-* A disjunct whose bound already shows ``max_i (lower_i - d_i) > 0`` is
-  skipped without a MILP.
-
-``unsat`` requires every disjunct of every case to be empty. Disjuncts are
-tried weakest bound first (the likeliest to hold a counterexample). The time
-limit is handed to HiGHS as the remaining budget; the bound computation and
-HiGHS's model setup are not interruptible (HiGHS's MIP presolve, which ignores
-the limit, is switched off above :data:`PRESOLVE_MAX_BINARIES` binaries), so a
-call can overrun by a fraction of a second on large networks.
+:func:`milp_minimum` minimises a linear function of the output exactly (the
+test oracle of the bound methods). Deciding a specification with these
+encodings is :func:`verifiNN.search.milp.milp_verify`; the exact minimal
+adversarial distance is :func:`verifiNN.search.distance.minimal_adversarial_distance`.
 """
 
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -69,32 +39,30 @@ import scipy.sparse as sp
 import torch
 
 from verifiNN.bounds import compute_bounds
-from verifiNN.bounds.types import proof_threshold
-from verifiNN.errors import InvalidInputError, SpecError
+from verifiNN.budget import Budget
+from verifiNN.errors import InvalidInputError
 from verifiNN.models.network import MLP, Network
 from verifiNN.ops import Dense, Identity, ReLU
-from verifiNN.results import Verdict, VerificationResult
-from verifiNN.search.attack import attack_domains
-from verifiNN.search.projections import project_ball
-from verifiNN.solvers.highs import INF, HighsModel, LinearProgram, LPStatus, MipSolution
-from verifiNN.specs import Box, Case, HalfSpaces, LpBall, Specification
+from verifiNN.regions import project_ball
+from verifiNN.solvers.highs import INF, HighsModel, LinearProgram
+from verifiNN.specs import Box, LpBall
 
 __all__ = [
+    "COMPACT_MAX_INPUTS",
     "MilpEncoding",
     "MilpMinimum",
+    "as_float64",
     "auto_layer_bounds",
     "encode_mlp",
     "encode_mlp_compact",
+    "encoder_for",
     "layer_bounds",
     "milp_minimum",
-    "milp_verify",
+    "milp_model",
     "mlp_layers",
+    "region_point",
+    "with_margin_objective",
 ]
-
-logger = logging.getLogger(__name__)
-
-#: Default relative safety margin of a MILP proof (see the module docstring).
-DEFAULT_MARGIN = 1e-6
 
 #: ``bounds_method='auto'`` runs alpha-CROWN only up to this many unstable ReLUs
 #: after CROWN (ACAS Xu: ~250; MNIST 256x6 at eps 0.05: ~1400, where 20 alpha steps
@@ -105,9 +73,6 @@ AUTO_ALPHA_MAX_UNSTABLE = 500
 #: time limit (13 s on a 1,536-binary 16x256x6 MLP against a 3 s limit), and MILPs
 #: that large rarely finish anyway. Below it, presolve pays (MNIST 256x2: 1.5 s vs 6.7 s).
 PRESOLVE_MAX_BINARIES = 500
-
-#: Tangent cuts added per disjunct when MILP points fall outside an L2 ball.
-MAX_L2_CUTS = 20
 
 
 @dataclass(frozen=True)
@@ -353,12 +318,12 @@ def encode_mlp_compact(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-#: Inputs up to which :func:`milp_verify` and :func:`milp_minimum` use
+#: Inputs up to which :func:`~verifiNN.search.milp.milp_verify` and :func:`milp_minimum` use
 #: :func:`encode_mlp_compact` by default.
 COMPACT_MAX_INPUTS = 16
 
 
-def _encoder(mlp: MLP, compact: bool | None = None):
+def encoder_for(mlp: MLP, compact: bool | None = None):
     """:func:`encode_mlp_compact` or :func:`encode_mlp` (``None``: by the input size)."""
     if compact is None:
         compact = mlp.weights[0].shape[1] <= COMPACT_MAX_INPUTS
@@ -428,7 +393,19 @@ def layer_bounds(
 
 
 # ---------------------------------------------------------------- solving
-def _with_objective(encoding: MilpEncoding, C: np.ndarray, d: np.ndarray, t_lower: float):
+def auto_layer_bounds(network: Network, region: Box | LpBall, C, method: str, options: Any):
+    """:func:`layer_bounds` by ``method``; ``'auto'`` runs CROWN, then alpha-CROWN when at
+    most :data:`AUTO_ALPHA_MAX_UNSTABLE` ReLUs are unstable (its cost grows with them)."""
+    if method != "auto":
+        return layer_bounds(network, region, C, method, options)
+    crown = layer_bounds(network, region, C, "crown")
+    unstable = sum(int(np.sum((lo < 0) & (hi > 0))) for lo, hi in crown[0][:-1])
+    if unstable > AUTO_ALPHA_MAX_UNSTABLE:
+        return crown
+    return layer_bounds(network, region, C, "alpha-crown", options)
+
+
+def with_margin_objective(encoding: MilpEncoding, C: np.ndarray, d: np.ndarray, t_lower: float):
     """The encoding plus a column ``t`` and rows ``C y - t <= d``; cost ``t``."""
     lp = encoding.lp
     n, m = lp.num_cols, C.shape[0]
@@ -451,7 +428,7 @@ def _with_objective(encoding: MilpEncoding, C: np.ndarray, d: np.ndarray, t_lowe
     )
 
 
-def _model(
+def milp_model(
     lp: LinearProgram, encoding: MilpEncoding, threads: int, tolerance: float | None = None
 ) -> HighsModel:
     """A HiGHS model of ``lp`` (presolve off on large MILPs, optional tight tolerances)."""
@@ -464,7 +441,7 @@ def _model(
     return model
 
 
-def _float64(network: Network) -> Network:
+def as_float64(network: Network) -> Network:
     """``network`` with float64 CPU parameters (itself when it has them already)."""
     params = [p for node in network.nodes for p in node.op.parameters().values()]
     if not params or (params[0].dtype == torch.float64 and params[0].device.type == "cpu"):
@@ -472,11 +449,7 @@ def _float64(network: Network) -> Network:
     return network.to(torch.float64, "cpu")
 
 
-def _remaining(deadline: float) -> float | None:
-    return None if deadline == INF else max(0.0, deadline - time.perf_counter())
-
-
-def _region_point(region: Box | LpBall, x: np.ndarray) -> np.ndarray:
+def region_point(region: Box | LpBall, x: np.ndarray) -> np.ndarray:
     """``x`` clipped into the region's box and, for a ball, projected onto it."""
     box = region.bounding_box()
     x = np.clip(np.asarray(x, np.float64), box.lower, box.upper)
@@ -491,291 +464,12 @@ def _region_point(region: Box | LpBall, x: np.ndarray) -> np.ndarray:
     return x
 
 
-@dataclass
-class _Query:
-    """Per-call state of :func:`milp_verify`."""
-
-    network: Network
-    mlp: MLP
-    spec: Specification
-    deadline: float
-    margin: float
-    threads: int
-    polish: bool
-    stats: dict[str, float]
-    hidden_bounds: list[tuple[np.ndarray, np.ndarray]] | None = None
-
-
-def _confirm(query: _Query, case: Case, half: HalfSpaces, x: np.ndarray):
-    """A confirmed ``(x, y)`` near the MILP's ``x`` (forward pass, then a float64 PGD polish)."""
-    point = _region_point(case.input_region, x)
-    y = np.asarray(query.network.get_output(point), np.float64).ravel()
-    if query.spec.is_violated_by(point, y):
-        return point, y
-    if not query.polish:
-        return None
-    box = case.input_region.bounding_box()
-    found = attack_domains(
-        query.network,
-        box.lower,
-        box.upper,
-        half.C,
-        half.d,
-        x_init=point[None],
-        restarts=4,
-        steps=30,
-        samples=0,
-        step_size=1e-3,
-        timeout=_remaining(query.deadline),
-        dtype=torch.float64,
-    )
-    point = _region_point(case.input_region, found.x[0])
-    y = np.asarray(query.network.get_output(point), np.float64).ravel()
-    query.stats["polished"] += 1
-    return (point, y) if query.spec.is_violated_by(point, y) else None
-
-
-def _add_l2_cut(
-    model: HighsModel, region: Box | LpBall, encoding: MilpEncoding, solution: np.ndarray
-) -> bool:
-    """Cut a MILP point that lies outside an L2 ball by the ball's tangent plane.
-
-    For ``x`` outside ``||x - c||_2 <= eps`` and ``g = (x - c) / ||x - c||``,
-    every point of the ball satisfies ``g . (x - c) <= eps`` (Cauchy-Schwarz)
-    while ``x`` does not: a valid cut (Kelley's outer approximation).
-
-    Returns:
-        Whether a cut was added.
-    """
-    if not (isinstance(region, LpBall) and region.norm == "2"):
-        return False
-    offset = solution[encoding.x] - region.center
-    distance = float(np.linalg.norm(offset))
-    if distance <= region.epsilon * (1 + 1e-9):
-        return False
-    g = offset / distance
-    row = sp.csr_matrix((g, (np.zeros(g.size, int), encoding.x)), shape=(1, model.lp.num_cols))
-    model.add_rows(row, np.array([-INF]), np.array([region.epsilon + g @ region.center]))
-    return True
-
-
-def _classify(solution: MipSolution, tau: float) -> str:
-    """``'candidate'`` (incumbent with ``t <= 0``), ``'empty'`` (no point with
-    ``t <= tau``), ``'timeout'`` or ``'unknown'``."""
-    objective = solution.objective
-    if solution.x is not None and objective is not None and objective <= 0:
-        return "candidate"
-    no_incumbent = objective is None or objective > tau
-    if no_incumbent and (
-        solution.dual_bound > tau or solution.status in (LPStatus.OPTIMAL, LPStatus.INFEASIBLE)
-    ):
-        return "empty"
-    return "timeout" if solution.status is LPStatus.TIME_LIMIT else "unknown"
-
-
-def _solve_disjunct(
-    query: _Query, encoding: MilpEncoding, case: Case, half: HalfSpaces, low, high
-) -> tuple[str, tuple[np.ndarray, np.ndarray] | None]:
-    """Minimise the disjunct's margin ``t``; return ``(outcome, counterexample)``.
-
-    ``outcome`` is ``'sat'`` (with the confirmed ``(x, y)``), ``'unconfirmed'``
-    (an incumbent with ``t <= 0`` that no forward pass confirms), ``'empty'``,
-    ``'timeout'`` or ``'unknown'``. Over an L2 ball, unconfirmed points outside
-    the ball are cut off and the MILP re-solved (at most :data:`MAX_L2_CUTS` times).
-    """
-    margins = np.concatenate([low - half.d, high - half.d])
-    scale = max(1.0, float(np.max(np.abs(margins[np.isfinite(margins)]), initial=0.0)))
-    tau = query.margin * scale
-    t_lower = float(np.max(low - half.d)) if half.num_constraints else -1.0
-    lp = _with_objective(encoding, half.C, half.d, t_lower if np.isfinite(t_lower) else -INF)
-    model = _model(lp, encoding, query.threads)
-    for _ in range(MAX_L2_CUTS + 1):
-        solution = model.solve_mip(
-            _remaining(query.deadline), cutoff=tau, stop_at_objective=0.0, stop_at_bound=tau
-        )
-        query.stats["milp_nodes"] += solution.nodes
-        query.stats["milps"] += 1
-        outcome = _classify(solution, tau)
-        if outcome != "candidate":
-            return outcome, None
-        pair = _confirm(query, case, half, solution.x[encoding.x])
-        if pair is not None:
-            return "sat", pair
-        if not _add_l2_cut(model, case.input_region, encoding, solution.x):
-            break
-    logger.info("MILP point (t = %.3g) not confirmed by a forward pass", solution.objective)
-    return "unconfirmed", None
-
-
-def auto_layer_bounds(network: Network, region: Box | LpBall, C, method: str, options: Any):
-    """:func:`layer_bounds` by ``method``; ``'auto'`` runs CROWN, then alpha-CROWN when at
-    most :data:`AUTO_ALPHA_MAX_UNSTABLE` ReLUs are unstable (its cost grows with them)."""
-    if method != "auto":
-        return layer_bounds(network, region, C, method, options)
-    crown = layer_bounds(network, region, C, "crown")
-    unstable = sum(int(np.sum((lo < 0) & (hi > 0))) for lo, hi in crown[0][:-1])
-    if unstable > AUTO_ALPHA_MAX_UNSTABLE:
-        return crown
-    return layer_bounds(network, region, C, "alpha-crown", options)
-
-
-def _with_output_bounds(
-    mlp: MLP, hidden: list[tuple[np.ndarray, np.ndarray]], C: np.ndarray | None
-) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray | None, np.ndarray | None]:
-    """Given hidden pre-activation bounds, the output's and ``C y``'s by interval arithmetic."""
-    if len(hidden) != len(mlp.weights) - 1:
-        raise InvalidInputError(
-            f"need {len(mlp.weights) - 1} hidden bound pairs, got {len(hidden)}"
-        )
-    lo, hi = hidden[-1]
-    if mlp.activations[-1] == "ReLU":
-        lo, hi = np.maximum(lo, 0.0), np.maximum(hi, 0.0)
-    y = _affine_interval(mlp.weights[-1], mlp.biases[-1], lo, hi)
-    if C is None or C.shape[0] == 0:
-        return [*hidden, y], None, None
-    return [*hidden, y], *_affine_interval(C, 0.0, *y)
-
-
-def _affine_interval(W: np.ndarray, b, lo: np.ndarray, hi: np.ndarray):
-    """Bounds of ``W v + b`` over the box ``lo <= v <= hi``."""
-    pos, neg = np.maximum(W, 0.0), np.minimum(W, 0.0)
-    return pos @ lo + neg @ hi + b, pos @ hi + neg @ lo + b
-
-
-def _verify_case(query: _Query, case: Case, method: str, options: Any):
-    """Decide one case: a confirmed ``(x, y)``, or the list of undecided outcomes."""
-    C = np.concatenate([h.C for h in case.unsafe]) if case.unsafe else None
-    if query.hidden_bounds is not None:
-        pairs, low, high = _with_output_bounds(query.mlp, query.hidden_bounds, C)
-    else:
-        pairs, low, high = auto_layer_bounds(query.network, case.input_region, C, method, options)
-    encoding = _encoder(query.mlp)(query.mlp, case.input_region, pairs)
-    query.stats["binaries"] = max(query.stats["binaries"], encoding.binaries)
-    offsets = np.cumsum([0] + [h.num_constraints for h in case.unsafe])
-    parts = []
-    for j, half in enumerate(case.unsafe):
-        lo = low[offsets[j] : offsets[j + 1]] if low is not None else np.zeros(0)
-        hi = high[offsets[j] : offsets[j + 1]] if high is not None else np.zeros(0)
-        parts.append((float(np.max(lo - proof_threshold(half.d), initial=-INF)), half, lo, hi))
-    undecided: list[str] = []
-    for bound_margin, half, lo, hi in sorted(parts, key=lambda p: p[0]):
-        if bound_margin > 0:
-            query.stats["proved_by_bounds"] += 1
-            continue
-        if time.perf_counter() >= query.deadline:
-            undecided.append("timeout")
-            continue
-        outcome, pair = _solve_disjunct(query, encoding, case, half, lo, hi)
-        if outcome == "sat":
-            return pair
-        if outcome == "unconfirmed":
-            query.stats["unconfirmed"] += 1
-            undecided.append("unknown")
-        elif outcome == "empty":
-            query.stats["proved_by_milp"] += 1
-        else:
-            undecided.append(outcome)
-    return undecided
-
-
-def milp_verify(
-    network: Network,
-    spec: Specification,
-    timeout: float | None = None,
-    bounds_method: str = "auto",
-    *,
-    bounds_options: Any = None,
-    margin: float = DEFAULT_MARGIN,
-    threads: int = 1,
-    polish: bool = True,
-    hidden_bounds: list[tuple[np.ndarray, np.ndarray]] | None = None,
-) -> VerificationResult:
-    """Decide ``spec`` on an MLP exactly by the big-M MILP (Tjeng et al. 2019).
-
-    Args:
-        network: a fully connected ReLU network (``network.as_mlp()`` must work).
-        spec: the property (VNN-COMP convention: the unsafe outputs).
-        timeout: seconds for the whole call; the remaining budget is handed to HiGHS.
-        bounds_method: the :func:`~verifiNN.bounds.compute_bounds` method for the
-            big-M constants (``'ibp'``, ``'crown'``, ``'alpha-crown'``, ``'lp'``),
-            or ``'auto'``: alpha-CROWN unless CROWN leaves more than
-            :data:`AUTO_ALPHA_MAX_UNSTABLE` unstable ReLUs. alpha-CROWN's tighter
-            intermediate bounds remove 15-30% of the binaries on ACAS Xu and
-            halve the MILP time there; its final bounds also settle more
-            disjuncts before any MILP.
-        bounds_options: options of that method (alpha-CROWN's under ``'auto'``).
-        margin: relative safety margin of a proof (see the module docstring).
-        threads: HiGHS threads.
-        polish: polish unconfirmed MILP solutions by a short float64 PGD.
-        hidden_bounds: sound ``(lower, upper)`` pre-activation bounds of every
-            hidden layer, valid on every case's input region (e.g. from branch
-            and bound, which has them for free); used instead of
-            ``bounds_method``, the output's bounds following by interval
-            arithmetic.
-
-    Returns:
-        A :class:`~verifiNN.results.VerificationResult`: ``sat`` with a
-        counterexample confirmed by a forward pass, ``unsat`` when every
-        disjunct of every case is empty, ``timeout`` when the time ran out,
-        else ``unknown``. ``statistics`` counts MILPs, nodes, binaries and
-        disjuncts proved by bounds and by the MILP.
-
-    Raises:
-        UnsupportedModelError: the network is not a plain MLP.
-        SpecError: the property does not fit the network.
-    """
-    start = time.perf_counter()
-    if not isinstance(spec, Specification):
-        raise SpecError(f"expected a Specification, got {type(spec).__name__}")
-    if timeout is not None and not float(timeout) >= 0:
-        raise InvalidInputError(f"timeout must be >= 0 seconds, got {timeout!r}")
-    spec.validate_for(network)
-    query = _Query(
-        _float64(network),
-        mlp_layers(network)[0],
-        spec,
-        INF if timeout is None else start + float(timeout),
-        float(margin),
-        int(threads),
-        polish,
-        dict.fromkeys(("milps", "milp_nodes", "binaries", "proved_by_bounds", "proved_by_milp"), 0)
-        | {"unconfirmed": 0, "polished": 0},
-        hidden_bounds,
-    )
-    undecided: list[str] = []
-    for index, case in enumerate(spec.cases):
-        if time.perf_counter() >= query.deadline:
-            undecided.append("timeout")
-            break
-        outcome = _verify_case(query, case, bounds_method, bounds_options)
-        if isinstance(outcome, tuple):
-            x, y = outcome
-            query.stats["seconds"] = time.perf_counter() - start
-            return VerificationResult.make(
-                Verdict.SAT,
-                method="milp",
-                adversarial_example=x,
-                counterexample=(x, y),
-                case=index,
-                statistics=query.stats,
-            )
-        undecided.extend(outcome)
-    query.stats["seconds"] = time.perf_counter() - start
-    if not undecided:
-        verdict = Verdict.UNSAT
-    elif "timeout" in undecided or time.perf_counter() >= query.deadline:
-        verdict = Verdict.TIMEOUT
-    else:
-        verdict = Verdict.UNKNOWN
-    return VerificationResult.make(verdict, method="milp", statistics=query.stats)
-
-
 def milp_minimum(
     network: Network,
     region: Box | LpBall,
     c: Any,
     *,
-    timeout: float | None = None,
+    budget: Budget | None = None,
     bounds_method: str = "auto",
     bounds_options: Any = None,
     threads: int = 1,
@@ -794,7 +488,8 @@ def milp_minimum(
         region: a :class:`~verifiNN.specs.Box` or an L-inf / L1
             :class:`~verifiNN.specs.LpBall` (an L2 ball is not linear).
         c: ``(n_out,)`` objective coefficients.
-        timeout: seconds; ``None`` for no limit.
+        budget: the time limit (``None``: none); HiGHS gets what is left
+            after the bounds.
         bounds_method: bound method for the big-M constants.
         bounds_options: its options.
         threads: HiGHS threads.
@@ -817,20 +512,19 @@ def milp_minimum(
         raise InvalidInputError(f"c has {c.size} entries, the network has {network.output_size}")
     mlp = mlp_layers(network)[0]
     pairs, _, _ = auto_layer_bounds(network, region, None, bounds_method, bounds_options)
-    encoding = _encoder(mlp, compact)(mlp, region, pairs)
+    encoding = encoder_for(mlp, compact)(mlp, region, pairs)
     lp = encoding.lp
     cost = np.zeros(lp.num_cols)
     cost[encoding.y] = c
     lp = LinearProgram(
         cost, lp.A, lp.row_lower, lp.row_upper, lp.col_lower, lp.col_upper, lp.integrality
     )
-    remaining = None if timeout is None else max(0.0, timeout - (time.perf_counter() - start))
-    model = _model(lp, encoding, threads, tolerance)
-    solution = model.solve_mip(remaining, rel_gap=0.0, abs_gap=1e-9)
+    model = milp_model(lp, encoding, threads, tolerance)
+    solution = model.solve_mip(budget, rel_gap=0.0, abs_gap=1e-9)
     x, value = None, INF
     if solution.x is not None:
-        x = _region_point(region, solution.x[encoding.x])
-        value = float(c @ np.asarray(_float64(network).get_output(x), np.float64).ravel())
+        x = region_point(region, solution.x[encoding.x])
+        value = float(c @ np.asarray(as_float64(network).get_output(x), np.float64).ravel())
     return MilpMinimum(
         value,
         solution.dual_bound,

@@ -11,7 +11,7 @@ Whether a conjunction ``C y <= d`` meets ``D`` is then the LP
 
 ``t* <= 0`` gives a candidate counterexample (confirmed by the caller's
 forward pass); ``t* > 0`` is certified by weak duality on HiGHS's row duals
-(:func:`verifiNN.bounds.lp.dual_bound`), and infeasibility by HiGHS's Farkas
+(:func:`verifiNN.solvers.highs.dual_bound`), and infeasibility by HiGHS's Farkas
 ray (checked the same way, on a zero cost). Anything not certified is
 ``unknown``. The affine maps are read off one batched forward pass with the
 ReLUs replaced by their 0/1 phase masks, at ``0`` and at the unit vectors.
@@ -26,10 +26,10 @@ import scipy.sparse as sp
 import torch
 
 from verifiNN.bounds.graph import BoundGraph
-from verifiNN.bounds.lp import dual_bound
 from verifiNN.bounds.types import proof_threshold
 from verifiNN.ops import ReLU
-from verifiNN.solvers.highs import INF, HighsModel, LinearProgram, LPStatus
+from verifiNN.results import Outcome
+from verifiNN.solvers.highs import INF, HighsModel, LinearProgram, LPStatus, dual_bound
 
 __all__ = ["PatternOutcome", "pattern_lp", "piecewise_linear"]
 
@@ -39,9 +39,10 @@ _T_MAX = 1e9
 
 @dataclass(frozen=True)
 class PatternOutcome:
-    """``'safe'`` (certified), ``'candidate'`` (``x`` to confirm) or ``'unknown'``."""
+    """``EMPTY`` (certified: no point of the subdomain meets the conjunction),
+    ``CANDIDATE`` (``x`` to confirm) or ``UNKNOWN``."""
 
-    status: str
+    status: Outcome
     x: np.ndarray | None = None
 
 
@@ -99,7 +100,7 @@ def pattern_lp(
         constant = ~np.any(signed[:, :n] != 0, axis=1)
         offsets = signed[constant, n]
         if np.any(offsets < -proof_threshold(0.0) * (1.0 + np.abs(offsets))):
-            return PatternOutcome("safe")  # a neuron of constant value in the wrong phase
+            return PatternOutcome(Outcome.EMPTY)  # a neuron of constant value in the wrong phase
         signed = signed[~constant]
         rows.append(np.hstack([signed[:, :n], np.zeros((len(signed), 1))]))
         row_lower.append(-signed[:, n])
@@ -120,12 +121,12 @@ def pattern_lp(
     solution = model.solve()
     if solution.status is LPStatus.OPTIMAL and solution.objective is not None:
         if solution.objective <= 0:
-            return PatternOutcome("candidate", solution.x[:n].copy())
+            return PatternOutcome(Outcome.CANDIDATE, solution.x[:n].copy())
         if solution.row_duals is not None:
             bound = dual_bound(lp, lp.cost, solution.row_duals)
             if bound > proof_threshold(0.0):
-                return PatternOutcome("safe")
-        return PatternOutcome("unknown")
+                return PatternOutcome(Outcome.EMPTY)
+        return PatternOutcome(Outcome.UNKNOWN)
     if solution.status is LPStatus.INFEASIBLE:
         model.set_option("presolve", "off")
         model.solve()
@@ -134,5 +135,5 @@ def pattern_lp(
             zero = np.zeros_like(lp.cost)
             scale = 1.0 + float(np.abs(ray).max())
             if max(dual_bound(lp, zero, ray), dual_bound(lp, zero, -ray)) > 1e-9 * scale:
-                return PatternOutcome("safe")
-    return PatternOutcome("unknown")
+                return PatternOutcome(Outcome.EMPTY)
+    return PatternOutcome(Outcome.UNKNOWN)

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from verifiNN.budget import Budget
 from verifiNN.models.network import MLP
 from verifiNN.solvers.highs import INF, HighsModel, LinearProgram, LPStatus
 
@@ -149,21 +150,21 @@ class RegionLP:
         )
 
     def solve_class(
-        self, target: int, margin: float = 0.0, time_limit: float | None = None
+        self, target: int, margin: float = 0.0, budget: Budget | None = None
     ) -> RegionLPSolution:
         """Nearest point of the region where ``target`` beats the label by ``margin``.
 
         Args:
             target: the competing class.
             margin: required score gap past the decision boundary.
-            time_limit: seconds for each solve.
+            budget: the time limit (``None``: none).
         """
         row = self._class_row0 + target
         n = self.x_0.shape[0]
         self._model.set_row_bounds([row], [-self._gap_offset[target] + margin], [INF])
         try:
             while True:
-                solution = self._model.solve(time_limit)
+                solution = self._model.solve(budget)
                 self.rounds += 1
                 if solution.status is not LPStatus.OPTIMAL or solution.x is None:
                     return RegionLPSolution(target, solution.status, None, None)

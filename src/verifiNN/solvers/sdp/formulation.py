@@ -49,8 +49,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
+import torch
 
 from verifiNN.bounds.lp import Stage
+from verifiNN.bounds.relaxations import relu_parts
 from verifiNN.errors import UnsupportedModelError
 from verifiNN.ops import ReLU
 
@@ -332,12 +334,17 @@ def _relu_rows(rows: _Rows, blocks: list[_Block], layers: list[Layer], k: int) -
     _sparse_rows(rows, block, [(k, eye), (k - 1, -w)], b, np.where(active, b, INF))
     unstable = np.flatnonzero((layer.z_lower < 0) & (layer.z_upper > 0))
     if unstable.size:
-        zl, zu = layer.z_lower[unstable], layer.z_upper[unstable]
-        s = zu / (zu - zl)
+        # the registry's upper line of the ReLU, a <= s z + c (the triangle's chord)
+        _, slope, intercept = relu_parts(
+            torch.from_numpy(layer.z_lower[unstable]),
+            torch.from_numpy(layer.z_upper[unstable]),
+            None,
+        )
+        s, c = slope.numpy(), intercept.numpy()
         pick = eye[unstable]
-        # s (W a_prev + b) - a >= s zl
+        # s (W a_prev + b) - a >= -c
         _sparse_rows(
-            rows, block, [(k, -pick), (k - 1, sp.diags(s) @ w[unstable])], s * zl - s * b[unstable],
+            rows, block, [(k, -pick), (k - 1, sp.diags(s) @ w[unstable])], -c - s * b[unstable],
             INF,
         )  # fmt: skip
     # V[a_j, a_j] - sum_i W_ji V[prev_i, a_j] - b_j a_j = 0

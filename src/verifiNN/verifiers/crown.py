@@ -13,12 +13,14 @@ import numpy as np
 import torch
 
 from verifiNN.bounds.types import AlphaOptions, CrownOptions
-from verifiNN.bounds.verify import verify
+from verifiNN.budget import Budget
 from verifiNN.errors import InvalidInputError
 from verifiNN.models.network import Network
 from verifiNN.results import Verdict, VerificationResult
+from verifiNN.search.prove import prove
 from verifiNN.specs import robustness_spec
-from verifiNN.verifier import Verifier, check_point
+from verifiNN.verifiers.base import Verifier, check_point, robustness_result
+from verifiNN.verifiers.robustness import bracket_robustness
 
 __all__ = ["CROWNVerifier"]
 
@@ -70,24 +72,20 @@ class CROWNVerifier(Verifier):
         """``robust`` when the bounds prove that no label changes within ``epsilon`` (L-inf).
 
         Returns:
-            Verdict ``unsat``/``robust`` when proved, else ``unknown``; ``label``
-            is the class of ``x_0`` and ``lower_bound`` the proved radius
-            (``epsilon`` or ``None``).
+            Verdict ``unsat``/``robust`` when proved, else ``unknown``;
+            ``lower_bound`` is the proved radius (``epsilon`` or ``None``).
         """
         x, eps = check_point(network, x_0, epsilon)
         label = int(network.classify(np.array(x)))
         spec = robustness_spec(network, x, eps, label=label)
-        result = verify(
+        result = prove(
             network, spec, self.method, options=self.options, dtype=self.dtype, device=self.device
         )
         proved = result.verdict is Verdict.UNSAT
-        return VerificationResult.make(
-            result.verdict,
-            method=self.method,
-            label=label,
-            lower_bound=eps if proved else None,
+        return robustness_result(
+            network, self.method, label, "inf", eps, eps if proved else None, None, None,
             statistics=result.statistics,
-        )
+        )  # fmt: skip
 
     def compute_pointwise_robustness(
         self, network: Network, x_0: object, epsilon: float, norm: str = "inf"
@@ -95,23 +93,20 @@ class CROWNVerifier(Verifier):
         """Bracket the distance to the nearest adversarial example within ``epsilon``.
 
         ``lower_bound`` is the largest radius the bounds prove
-        (:func:`verifiNN.robustness.certified_radius`); with ``attack`` on,
+        (:func:`verifiNN.verifiers.robustness.certified_radius`); with ``attack`` on,
         ``upper_bound`` is the distance of the nearest adversarial example a
-        PGD attack finds (:func:`verifiNN.robustness.attack_radius`), which
+        PGD attack finds (:func:`verifiNN.verifiers.robustness.attack_radius`), which
         is also ``pointwise_robustness`` and ``adversarial_example``.
 
         Returns:
             ``robust`` (verdict ``unsat``) when ``epsilon`` itself is proved,
             ``not_robust`` (``sat``) when an example was found, else
-            ``unknown``; ``status`` is ``'robust'``, ``'exact'`` (the bounds
-            meet to ``tolerance``), ``'bracket'`` or ``'lower_bound'``.
+            ``unknown``; ``status`` is ``robust``, ``exact`` (the bounds
+            meet to ``tolerance``), ``bracket``, ``upper_bound`` or ``lower_bound``.
         """
-        # imported here: verifiNN.robustness itself imports the bounds package
-        from verifiNN.robustness import bracket_robustness
-
         x, eps = check_point(network, x_0, epsilon)
         return bracket_robustness(
             network, x, eps, norm, method=self.method, options=self.options,
-            attack=self.attack, attack_timeout=self.attack_timeout, grid=self.grid,
+            attack=self.attack, attack_budget=Budget.start(self.attack_timeout), grid=self.grid,
             tolerance=self.tolerance, dtype=self.dtype, device=self.device,
         )  # fmt: skip

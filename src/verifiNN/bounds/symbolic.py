@@ -1,4 +1,4 @@
-"""Batched bounds of ReLU MLPs on many small input boxes, in plain matmuls.
+"""Batched bounds of ReLU MLPs on many small input boxes, in plain matmuls (symbolic intervals).
 
 For networks with few inputs (ACAS Xu: 5) the intermediate bounds are cheapest
 as *forward* linear bounds: every neuron carries a lower and an upper linear
@@ -16,7 +16,9 @@ bounds. It returns the final linear lower bound ``A x + c`` of every row,
 which drives branching (split where ``|A_j| (u_j - l_j)`` is largest) and the
 counterexample candidate (the box corner minimising ``A x``).
 
-Everything is float64; the rounding of a few thousand float64 operations on
+The ReLU's linear relaxation is the registry's
+(:func:`verifiNN.bounds.relaxations.relu_parts`), in its forward and backward
+form. Everything is float64; the rounding of a few thousand float64 operations on
 values of moderate size is far below the proof margin used by the search.
 """
 
@@ -28,6 +30,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from verifiNN.bounds.relaxations import relu_parts
 from verifiNN.errors import UnsupportedModelError
 from verifiNN.models.network import Network
 
@@ -160,13 +163,9 @@ class MLPBounder:
 
     @staticmethod
     def _relu_forward(lb, ub, zL, zU, n):
-        """Linear bounds of ``relu(z)`` from those of ``z`` (CROWN's adaptive lower slope)."""
-        active, dead = lb >= 0, ub <= 0
-        unstable = ~(active | dead)
-        denom = torch.where(unstable, ub - lb, torch.ones_like(ub))
-        up_slope = torch.where(unstable, ub / denom, active.to(ub.dtype))
-        up_shift = torch.where(unstable, -lb * up_slope, torch.zeros_like(ub))
-        lo_slope = torch.where(unstable, (ub > -lb).to(ub.dtype), active.to(ub.dtype))
+        """Linear bounds of ``relu(z)`` from those of ``z`` (the registry's ReLU relaxation,
+        CROWN's adaptive lower slope)."""
+        lo_slope, up_slope, up_shift = relu_parts(lb, ub, None)
         L = zL * lo_slope.unsqueeze(1)
         U = zU * up_slope.unsqueeze(1)
         U[:, n] += up_shift
@@ -204,12 +203,8 @@ class MLPBounder:
         Positive multipliers take the lower relaxation ``a z``, negative ones
         the upper ``s (z - lb)``: ``lam' = s lam + (a - s) max(lam, 0)``.
         """
-        active, dead = lb >= 0, ub <= 0
-        unstable = ~(active | dead)
-        denom = torch.where(unstable, ub - lb, torch.ones_like(ub))
-        up_slope = torch.where(unstable, ub / denom, active.to(ub.dtype))
-        lo_slope = torch.where(unstable, (ub > -lb).to(ub.dtype), active.to(ub.dtype))
-        up_shift = torch.where(unstable, -lb * up_slope, torch.zeros_like(ub)).unsqueeze(2)
+        lo_slope, up_slope, up_shift = relu_parts(lb, ub, None)
+        up_shift = up_shift.unsqueeze(2)
         pos = lam.clamp(min=0)
         const = const + torch.bmm(lam, up_shift).squeeze(2) - torch.bmm(pos, up_shift).squeeze(2)
         out = lam * up_slope.unsqueeze(1)

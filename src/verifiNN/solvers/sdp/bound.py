@@ -2,9 +2,9 @@
 
 :func:`sdp_bound` takes the intermediate bounds another method computed (by
 default CROWN's, as the LP does; alpha-CROWN's or LP-tightened ones may be
-given), builds the relaxation of :mod:`verifiNN.sdp.formulation` for every
-region and row, solves it (:mod:`verifiNN.sdp.solve`) and turns the solver's
-multipliers into a rigorous bound (:mod:`verifiNN.sdp.dual`). Rows whose
+given), builds the relaxation of :mod:`verifiNN.solvers.sdp.formulation` for every
+region and row, solves it (:mod:`verifiNN.solvers.sdp.solve`) and turns the solver's
+multipliers into a rigorous bound (:mod:`verifiNN.solvers.sdp.dual`). Rows whose
 bound is already known to be high enough (``skip``) are not solved.
 """
 
@@ -20,12 +20,13 @@ from torch import Tensor
 
 from verifiNN.bounds.graph import BoundGraph
 from verifiNN.bounds.lp import chain_stages
-from verifiNN.bounds.regions import BallInput, InputSet
 from verifiNN.bounds.types import CrownOptions, Interval
+from verifiNN.budget import Budget
 from verifiNN.errors import InvalidInputError
-from verifiNN.sdp.dual import sound_bound
-from verifiNN.sdp.formulation import FORMULATIONS, SDPData, build_sdp, reduce_layers
-from verifiNN.sdp.solve import SOLVERS, setup_seconds, solve_sdp
+from verifiNN.regions import BallBatch, RegionBatch
+from verifiNN.solvers.sdp.dual import sound_bound
+from verifiNN.solvers.sdp.formulation import FORMULATIONS, SDPData, build_sdp, reduce_layers
+from verifiNN.solvers.sdp.solve import SOLVERS, setup_seconds, solve_sdp
 
 __all__ = ["SDPOptions", "region_sdp", "sdp_bound"]
 
@@ -39,7 +40,6 @@ class SDPOptions:
             or ``'single'`` (one block for the whole network); same optimum.
         solver: ``'auto'``, ``'clarabel'``, ``'scs'`` or ``'mosek'``.
         accuracy: the solver's tolerances.
-        time_limit: seconds per SDP solve (``None``: none).
         intermediate: the method of the intermediate bounds: ``'crown'`` or
             ``'alpha-crown'`` (ignored where bounds are given).
         crown: options of the CROWN pass.
@@ -48,7 +48,6 @@ class SDPOptions:
     formulation: str = "chordal"
     solver: str = "auto"
     accuracy: float = 1e-8
-    time_limit: float | None = None
     intermediate: str = "crown"
     crown: CrownOptions = field(default_factory=CrownOptions)
 
@@ -69,7 +68,7 @@ def _flat(t: Tensor, region: int) -> np.ndarray:
 
 def region_sdp(
     graph: BoundGraph,
-    input_set: InputSet,
+    input_set: RegionBatch,
     bounds: Mapping[str, Interval],
     region: int,
     formulation: str = "chordal",
@@ -87,7 +86,7 @@ def region_sdp(
                 flat[name] = (_flat(bounds[name].lower, region), _flat(bounds[name].upper, region))
     layers, cuts, output = reduce_layers(stages, (low, high), flat)
     ball = None
-    if isinstance(input_set, BallInput) and input_set.norm == "2":
+    if isinstance(input_set, BallBatch) and input_set.norm == "2":
         ball = (_flat(input_set.center, region), float(input_set.eps[region]))
 
     def build(c: np.ndarray) -> SDPData:
@@ -103,12 +102,12 @@ def empty_statistics() -> dict[str, float]:
 
 def sdp_bound(
     graph: BoundGraph,
-    input_set: InputSet,
+    input_set: RegionBatch,
     bounds: Mapping[str, Interval],
     C: Tensor,
     options: SDPOptions | None = None,
     skip: Tensor | None = None,
-    deadline: float | None = None,
+    budget: Budget | None = None,
 ) -> tuple[Tensor, dict[str, float]]:
     """Sound lower bounds of ``C y`` by the SDP relaxation.
 
@@ -119,10 +118,10 @@ def sdp_bound(
         C: ``(B or 1, m, n_out)`` rows.
         options: :class:`SDPOptions`.
         skip: optional ``(B, m)`` mask of rows not to solve (``-inf`` returned).
-        deadline: ``time.perf_counter()`` value after which no solve starts
-            (rows left get ``-inf``); nor does one whose set-up alone is
-            estimated to overrun it (:func:`~verifiNN.sdp.solve.setup_seconds`);
-            each solve's limit is cut to what is left.
+        budget: the time limit (``None``: none): no solve starts once it has
+            run out (rows left get ``-inf``), nor one whose set-up alone is
+            estimated to overrun it (:func:`~verifiNN.solvers.sdp.solve.setup_seconds`);
+            each solve gets what is left.
 
     Returns:
         ``(lower, statistics)``: ``(B, m)`` bounds (``-inf`` where a solve
@@ -140,21 +139,17 @@ def sdp_bound(
         todo = [i for i in range(m) if skip is None or not bool(skip[region, i])]
         if not todo:
             continue
-        if deadline is not None and time.perf_counter() >= deadline:
+        if budget is not None and budget.expired():
             stats["skipped_for_time"] += 1
             continue
         build = region_sdp(graph, input_set, bounds, region, options.formulation)
         for i in todo:
             data = build(rows[region, i])
             stats["max_block"] = max(stats["max_block"], float(max(data.sizes)))
-            limit = options.time_limit
-            if deadline is not None:
-                left = deadline - time.perf_counter()
-                if left <= setup_seconds(data):  # set-up alone would overrun
-                    stats["skipped_for_time"] += 1
-                    break
-                limit = left if limit is None else min(limit, left)
-            result = solve_sdp(data, options.solver, limit, options.accuracy)
+            if budget is not None and budget.remaining() <= setup_seconds(data):
+                stats["skipped_for_time"] += 1  # its set-up alone would overrun
+                break
+            result = solve_sdp(data, options.solver, budget, options.accuracy)
             stats["sdp_solves"] += 1
             if result.y is not None:
                 out[region, i] = sound_bound(data, result.y)

@@ -29,27 +29,28 @@ it is ``unknown``.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
-from verifiNN.bounds import AlphaOptions, LPOptions
-from verifiNN.bounds import verify as bounds_verify
+from verifiNN.bounds import AlphaOptions
+from verifiNN.bounds.sound_fp import sound_verify
 from verifiNN.budget import Budget
 from verifiNN.errors import InvalidInputError, SpecError, UnsupportedModelError
 from verifiNN.io.ort import onnxruntime_output
+from verifiNN.methods import BOUND_METHODS, COMPLETE_METHODS, METHODS
 from verifiNN.models.network import Network
-from verifiNN.results import Verdict, VerificationResult
+from verifiNN.results import EngineResult, Verdict, VerificationResult
 from verifiNN.search.attack import attack
 from verifiNN.search.bab import input_split_bab
+from verifiNN.search.milp import milp_verify
+from verifiNN.search.prove import prove
 from verifiNN.search.relu_bab import relu_split_bab, supports_relu_split
-from verifiNN.solvers.milp import milp_verify
 from verifiNN.specs import Box, Specification
 
 __all__ = [
@@ -65,37 +66,22 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-BOUND_METHODS = ("ibp", "crown", "alpha-crown", "lp", "sdp")
-"""Incomplete methods: they prove (``unsat``) or answer ``unknown``."""
-
 #: Input splitting is exponential in the input dimension: ``'auto'`` uses it up to this many inputs.
 INPUT_SPLIT_MAX_INPUTS = 12
 
 
-def bab_verify(
-    network: Network, spec: Specification, *, timeout: float | None = None
-) -> VerificationResult:
+def bab_verify(network: Network, spec: Specification, budget: Budget) -> EngineResult:
     """Input-splitting branch and bound (:func:`~verifiNN.search.bab.input_split_bab`).
-
-    The complete-engine signature of :data:`COMPLETE_ENGINES` around it.
 
     Raises:
         SpecError: a case whose input region is not a box.
     """
     if not all(isinstance(case.input_region, Box) for case in spec.cases):
         raise SpecError("method 'bab' (input splitting) needs box input regions", path=spec.path)
-    found = input_split_bab(network, spec, budget=Budget.start(timeout))
-    return VerificationResult.make(
-        found.verdict,
-        method="bab",
-        adversarial_example=None if found.counterexample is None else found.counterexample[0],
-        statistics=dict(found.statistics),
-    )
+    return input_split_bab(network, spec, budget=budget)
 
 
-def relu_bab_verify(
-    network: Network, spec: Specification, *, timeout: float | None = None
-) -> VerificationResult:
+def relu_bab_verify(network: Network, spec: Specification, budget: Budget) -> EngineResult:
     """ReLU-splitting branch and bound with beta-CROWN bounds
     (:func:`~verifiNN.search.relu_bab.relu_split_bab`).
 
@@ -104,29 +90,25 @@ def relu_bab_verify(
     """
     if not supports_relu_split(network):
         raise UnsupportedModelError("method 'relu-bab' needs a network with ReLU activations")
-    found = relu_split_bab(network, spec, budget=Budget.start(timeout))
-    return VerificationResult.make(
-        found.verdict,
-        method="relu-bab",
-        adversarial_example=None if found.counterexample is None else found.counterexample[0],
-        statistics=dict(found.statistics),
-    )
+    return relu_split_bab(network, spec, budget=budget)
 
 
-COMPLETE_ENGINES: dict[str, Callable[..., VerificationResult]] = {
+Engine = Callable[[Network, Specification, Budget], EngineResult]
+
+COMPLETE_ENGINES: dict[str, Engine] = {
     "bab": bab_verify,
     "relu-bab": relu_bab_verify,
     "milp": milp_verify,
 }
 """Complete engines by method name, in the order ``'auto'`` tries them.
 
-Each is called as ``engine(network, spec, timeout=seconds)``, plus ``device=``
-and ``seed=`` when its signature takes them, and returns a
-:class:`~verifiNN.results.VerificationResult`.
+Each is called as ``engine(network, spec, budget)`` and returns an
+:class:`~verifiNN.results.EngineResult`.
 """
 
-METHODS = ("auto", "attack", *BOUND_METHODS, *COMPLETE_ENGINES)
-"""Every value of ``verify(method=...)``."""
+if tuple(COMPLETE_ENGINES) != COMPLETE_METHODS:
+    raise ImportError("verifiNN.methods does not list the engines' own names")  # pragma: no cover
+
 
 #: Share of the time limit the first, quick attack may use, and its cap in seconds.
 QUICK_ATTACK_SHARE = 0.02
@@ -209,9 +191,7 @@ def _confirm(query: _Query, x: Any, engine: str) -> tuple[np.ndarray, np.ndarray
 
 # ---------------------------------------------------------------- phases
 def _run_attack(query: _Query, budget: Budget, seed: int) -> _Outcome:
-    found = attack(
-        query.network, query.spec, timeout=budget.timeout(), seed=seed, device=query.device
-    )
+    found = attack(query.network, query.spec, budget=budget, seed=seed, device=query.device)
     stats = {"evaluations": found.evaluations, "margin": found.margin}
     pair = _confirm(query, found.counterexample, "attack")
     if pair is not None:
@@ -219,59 +199,26 @@ def _run_attack(query: _Query, budget: Budget, seed: int) -> _Outcome:
     return _Outcome(Verdict.UNKNOWN, "attack", statistics=stats)
 
 
-def _timed_options(method: str, options: Any, seconds: float | None) -> Any:
-    """``options`` of a bound method with their time limit cut to ``seconds``.
-
-    IBP and CROWN are single passes without a limit; alpha-CROWN stops
-    iterating, and the LP stops solving, at the limit (both keep the bounds
-    found so far, so an early stop only loosens them).
-    """
-    if seconds is None or method not in ("alpha-crown", "lp"):
-        return options
-    if options is None:
-        options = AlphaOptions() if method == "alpha-crown" else LPOptions()
-    limit = seconds if options.time_limit is None else min(options.time_limit, seconds)
-    return replace(options, time_limit=limit)
-
-
 def _run_bounds(query: _Query, method: str, budget: Budget, options: Any = None) -> _Outcome:
-    """One bound method on the whole property, within ``budget``."""
-    if method == "sdp":  # imported here: it loads cvxpy
-        from verifiNN.sdp.verifier import sdp_verify
-
-        result = sdp_verify(query.network, query.spec, options, timeout=budget.timeout())
-        verdict = Verdict(result.verdict)
-        if verdict is Verdict.UNKNOWN and result.statistics.get("skipped_for_time"):
-            verdict = Verdict.TIMEOUT
-        return _Outcome(verdict, method, statistics=dict(result.statistics))
-    options = _timed_options(method, options, budget.timeout())
-    result = bounds_verify(query.network, query.spec, method, options=options, device=query.device)
-    return _Outcome(Verdict(result.verdict), method, statistics=dict(result.statistics))
+    """One bound method on the whole property, within ``budget`` (IBP and CROWN are
+    single passes; alpha-CROWN, the LP and the SDP stop at the limit, keeping the
+    bounds found so far, so an early stop only loosens them)."""
+    device = None if method == "sdp" else query.device
+    result = prove(query.network, query.spec, method, options=options, budget=budget, device=device)
+    return _Outcome(result.verdict, method, statistics=dict(result.statistics))
 
 
 def _run_complete(query: _Query, method: str, budget: Budget) -> _Outcome:
-    engine = COMPLETE_ENGINES[method]
     reserve = min(RESERVE_CAP, RESERVE_SHARE * budget.remaining())
-    kwargs: dict[str, Any] = {"timeout": budget.reserve(reserve).timeout()}
-    kwargs.update(
-        (name, value)
-        for name, value in (("device", query.device), ("seed", query.seed))
-        if _accepts(engine, name)
-    )
-    result = engine(query.network, query.spec, **kwargs)
-    stats = dict(result.get("statistics") or {})
+    result = COMPLETE_ENGINES[method](query.network, query.spec, budget.reserve(reserve))
+    stats = dict(result.statistics)
     if result.verdict is Verdict.SAT:
-        pair = _confirm(query, result.get("adversarial_example"), method)
+        x = None if result.counterexample is None else result.counterexample[0]
+        pair = _confirm(query, x, method)
         if pair is None:
             return _Outcome(Verdict.UNKNOWN, method, statistics=stats)
         return _Outcome(Verdict.SAT, method, pair, stats)
-    return _Outcome(Verdict(result.verdict), method, statistics=stats)
-
-
-def _accepts(fn: Callable[..., Any], name: str) -> bool:
-    """Whether ``fn`` takes the keyword argument ``name``."""
-    parameters = inspect.signature(fn).parameters
-    return name in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+    return _Outcome(result.verdict, method, statistics=stats)
 
 
 def complete_methods(network: Network, spec: Specification) -> list[str]:
@@ -315,7 +262,7 @@ def _alpha_options(query: _Query, crown_seconds: float) -> AlphaOptions | None:
 
 
 def _decided(outcome: _Outcome | None) -> bool:
-    return outcome is not None and outcome.verdict in (Verdict.SAT, Verdict.UNSAT)
+    return outcome is not None and outcome.verdict.decided
 
 
 def _portfolio(query: _Query) -> _Outcome | None:
@@ -416,7 +363,7 @@ def verify(
         method: ``'auto'`` (the portfolio of the module docstring), or one
             engine alone: ``'attack'``, a bound method (``'ibp'``,
             ``'crown'``, ``'alpha-crown'``, ``'lp'``, ``'sdp'``: ``unsat``
-            or ``unknown``; ``'sdp'`` is :func:`verifiNN.sdp.sdp_verify`)
+            or ``unknown``, by :func:`verifiNN.search.prove`)
             or a complete engine of :data:`COMPLETE_ENGINES`
             (``'bab'``: box input regions; ``'milp'``: fully connected ReLU
             networks).
@@ -459,7 +406,7 @@ def verify(
     outcome = _portfolio(query) if method == "auto" else _single(query, method)
     if sound_fp and outcome is not None and outcome.verdict is Verdict.UNSAT:
         outcome = _sound_recheck(query, outcome)
-    if outcome is None or outcome.verdict not in (Verdict.SAT, Verdict.UNSAT):
+    if outcome is None or not outcome.verdict.decided:
         ran_out = query.budget.expired() or query.timed_out
         verdict = Verdict.TIMEOUT if ran_out else Verdict.UNKNOWN
         last = outcome or _Outcome(verdict, method)
@@ -487,10 +434,8 @@ def check_sound_fp(network: Network, spec: Specification) -> None:
 
 def _sound_recheck(query: _Query, outcome: _Outcome) -> _Outcome:
     """Keep ``unsat`` only when rigorous floating-point bounds re-prove it."""
-    from verifiNN.bounds.sound_fp import sound_verify
-
     start = time.perf_counter()
-    checked = sound_verify(query.network, query.spec, timeout=query.budget.timeout())
+    checked = sound_verify(query.network, query.spec, budget=query.budget)
     query.phases["sound_fp"] = time.perf_counter() - start
     statistics = {**outcome.statistics, "sound_fp_boxes": checked.boxes}
     if checked.proved:

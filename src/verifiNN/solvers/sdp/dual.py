@@ -35,7 +35,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from verifiNN.sdp.formulation import SDPData
+from verifiNN.solvers.sdp.formulation import SDPData
 
 __all__ = ["sound_bound"]
 

@@ -1,13 +1,15 @@
 """The SDP relaxation (Raghunathan et al. 2018) with chordal decomposition and sound duals.
 
-``verify(network, spec, method='sdp')``, :class:`SDPVerifier` (the seed's API)
-and :func:`sdp_bound` (the call shape of the LP's bound). The relaxation
-(:mod:`~verifiNN.sdp.formulation`) contains the triangle LP with the same
+:func:`sdp_bound` has the call shape of the LP's bound; verdicts from it are
+:func:`verifiNN.search.prove` (``method='sdp'``), and the front door offers
+``verifiNN.verify(network, spec, method='sdp')`` and
+:class:`verifiNN.SDPVerifier` (the seed's API). The relaxation
+(:mod:`~verifiNN.solvers.sdp.formulation`) contains the triangle LP with the same
 intermediate bounds as linear cuts, so its optimum is never below the LP's
 (Batten et al. 2021); the chordal form (one PSD block per pair of adjacent
 layers, Newton and Papachristodoulou 2021) has the single block's optimum.
 The bound is recomputed from the solver's multipliers by weak duality with a
-PSD repair term (:mod:`~verifiNN.sdp.dual`, Jansson et al. 2007).
+PSD repair term (:mod:`~verifiNN.solvers.sdp.dual`, Jansson et al. 2007).
 
 When to use which method (measured 2026-11-24 on a 2-core CPU,
 ``benchmarks/sdp.py``):
@@ -29,22 +31,21 @@ When to use which method (measured 2026-11-24 on a 2-core CPU,
   the MILP is often faster than one SDP.
 """
 
-from verifiNN.sdp.bound import SDPOptions, sdp_bound
-from verifiNN.sdp.dual import sound_bound
-from verifiNN.sdp.formulation import FORMULATIONS, SDPData, build_sdp, reduce_layers
-from verifiNN.sdp.solve import SOLVERS, solve_sdp
-from verifiNN.sdp.verifier import SDPVerifier, sdp_verify
+from verifiNN.solvers.sdp.bound import SDPOptions, empty_statistics, region_sdp, sdp_bound
+from verifiNN.solvers.sdp.dual import sound_bound
+from verifiNN.solvers.sdp.formulation import FORMULATIONS, SDPData, build_sdp, reduce_layers
+from verifiNN.solvers.sdp.solve import SOLVERS, solve_sdp
 
 __all__ = [
     "FORMULATIONS",
     "SOLVERS",
     "SDPData",
     "SDPOptions",
-    "SDPVerifier",
     "build_sdp",
+    "empty_statistics",
     "reduce_layers",
+    "region_sdp",
     "sdp_bound",
-    "sdp_verify",
     "solve_sdp",
     "sound_bound",
 ]

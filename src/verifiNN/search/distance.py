@@ -26,7 +26,7 @@ the optimum of the same MILP with the class ahead by a margin ``tau``; its
 distance is ``upper``, larger than ``lower`` by ``O(tau)``.
 
 Proofs rest on HiGHS's optimality to its tolerances, as in
-:func:`~verifiNN.solvers.milp.milp_verify`.
+:func:`~verifiNN.search.milp.milp_verify`.
 """
 
 from __future__ import annotations
@@ -38,12 +38,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
+from verifiNN.budget import Budget
 from verifiNN.errors import InvalidInputError
 from verifiNN.models.network import Network
-from verifiNN.robustness import norm_distance
+from verifiNN.results import DistanceStatus
 from verifiNN.solvers.highs import INF, HighsModel, LinearProgram, LPStatus
 from verifiNN.solvers.milp import auto_layer_bounds, encode_mlp, mlp_layers
-from verifiNN.specs import Box, LpBall, normalize_norm
+from verifiNN.specs import Box, LpBall, norm_distance, normalize_norm
 
 __all__ = ["MinimalDistance", "minimal_adversarial_distance"]
 
@@ -56,9 +57,9 @@ class MinimalDistance:
     """The distance from ``x_0`` to the nearest adversarial example within ``epsilon``.
 
     Attributes:
-        status: ``'exact'`` (``lower`` is the minimum, to ``tolerance``),
-            ``'robust'`` (no adversarial example within ``epsilon``: the
-            distance exceeds it) or ``'bracket'`` (time ran out; the minimum
+        status: ``EXACT`` (``lower`` is the minimum, to ``tolerance``),
+            ``ROBUST`` (no adversarial example within ``epsilon``: the
+            distance exceeds it) or ``BRACKET`` (time ran out; the minimum
             lies in ``[lower, upper]``).
         lower: proved lower bound of the distance to the decision boundary
             (``epsilon`` when ``'robust'``).
@@ -70,7 +71,7 @@ class MinimalDistance:
         statistics: MILPs solved, binaries, seconds.
     """
 
-    status: str
+    status: DistanceStatus
     lower: float
     upper: float | None
     example: np.ndarray | None
@@ -86,7 +87,7 @@ def minimal_adversarial_distance(
     epsilon: float,
     norm: str = "inf",
     label: int | None = None,
-    timeout: float | None = None,
+    budget: Budget | None = None,
     tolerance: float = 1e-6,
     margin: float = 1e-7,
     domain: tuple[float, float] | None = None,
@@ -101,14 +102,14 @@ def minimal_adversarial_distance(
         epsilon: radius of the search ball (and of the big-M bounds).
         norm: ``'inf'``, ``'1'`` or ``'2'``.
         label: the class to keep (default: the network's class of ``x_0``).
-        timeout: seconds for the whole call (``None``: no limit).
+        budget: the time limit of the whole call (``None``: none).
         tolerance: absolute accuracy of the distance (L-2 cuts stop at it; HiGHS's
             gap is set below it).
         margin: score margin of the confirmed example, relative to
             ``max(1, max|y(x_0)|)``.
         domain: optional ``(lo, hi)`` valid-input box, e.g. ``(0, 1)`` for images.
         lower_bound: a proved lower bound of the distance (e.g. a certified
-            radius, :func:`verifiNN.robustness.certified_radius`), imposed on
+            radius, :func:`verifiNN.verifiers.robustness.certified_radius`), imposed on
             the distance column.
         incumbent: a known adversarial example (e.g. an attack's). The minimum
             lies within its distance, so the ball shrinks to it (tighter
@@ -122,7 +123,7 @@ def minimal_adversarial_distance(
         UnsupportedModelError: not a ReLU MLP.
     """
     start = time.perf_counter()
-    deadline = INF if timeout is None else start + float(timeout)
+    budget = budget or Budget.start(None)
     norm = normalize_norm(norm)
     x_0 = np.asarray(x_0, np.float64).ravel()
     if not (math.isfinite(epsilon) and epsilon > 0):
@@ -131,7 +132,7 @@ def minimal_adversarial_distance(
     label = int(network.classify(x_0)) if label is None else int(label)
     if not 0 <= label < scores.size:
         raise InvalidInputError(f"label {label} is not a class of a {scores.size}-output network")
-    search = _Search(network, x_0, label, norm, deadline, tolerance, {})
+    search = _Search(network, x_0, label, norm, budget, tolerance, {})
     best = _Best()
     if incumbent is not None:
         point, distance, adv = search.confirm(np.asarray(incumbent, np.float64).ravel())
@@ -164,8 +165,8 @@ def minimal_adversarial_distance(
     lower = max(lower_bound, min([epsilon, best.boundary, *lowers]))
     timed_out = any(not search.finished(j) for j in competitors)
     if best.example is None and not timed_out and lower >= epsilon - tolerance:
-        return MinimalDistance("robust", epsilon, None, None, None, label, norm, stats)
-    status = "bracket" if timed_out or best.example is None else "exact"
+        return MinimalDistance(DistanceStatus.ROBUST, epsilon, None, None, None, label, norm, stats)
+    status = DistanceStatus.BRACKET if timed_out or best.example is None else DistanceStatus.EXACT
     return MinimalDistance(
         status, lower, best.distance, best.example, best.label, label, norm, stats
     )
@@ -189,16 +190,13 @@ class _Search:
     x_0: np.ndarray
     label: int
     norm: str
-    deadline: float
+    budget: Budget
     tolerance: float
     stats: dict[str, float]
     unfinished: set[int] = field(default_factory=set)
 
     def finished(self, j: int) -> bool:
         return j not in self.unfinished
-
-    def remaining(self) -> float:
-        return max(0.0, self.deadline - time.perf_counter()) if self.deadline < INF else INF
 
     def distance(self, x: np.ndarray) -> float:
         return norm_distance(x, self.x_0, self.norm)
@@ -241,7 +239,7 @@ class _Search:
         rounds = MAX_L2_ROUNDS if self.norm == "2" else 1
         lower = 0.0
         for _ in range(rounds):
-            solution = model.solve_mip(self.remaining(), cutoff=cutoff, rel_gap=0.0, abs_gap=gap)
+            solution = model.solve_mip(self.budget, cutoff=cutoff, rel_gap=0.0, abs_gap=gap)
             self.stats["milps"] += 1
             if solution.status is LPStatus.TIME_LIMIT:
                 self.unfinished.add(j)

@@ -1,11 +1,11 @@
-"""Solve an :class:`~verifiNN.sdp.formulation.SDPData` with cvxpy and return row multipliers.
+"""Solve an :class:`~verifiNN.solvers.sdp.formulation.SDPData` with cvxpy: its row multipliers.
 
 The program is modelled in cvxpy (one ``PSD=True`` matrix variable per block,
 the rows as sparse matrix constraints on their stacked entries) and handed to
 Clarabel (interior point, accurate; its KKT system holds a dense block per PSD
 cone, of order ``m (m + 1) / 2``, so it suits blocks up to ~80), SCS (first
 order, for larger blocks) or MOSEK when installed. Only the multipliers are
-used: the bound itself is recomputed by :func:`verifiNN.sdp.dual.sound_bound`.
+used: the bound itself is recomputed by :func:`verifiNN.solvers.sdp.dual.sound_bound`.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ import time
 import warnings
 from dataclasses import dataclass
 
-import cvxpy as cp
 import numpy as np
 
+from verifiNN.budget import Budget
 from verifiNN.errors import InvalidInputError
-from verifiNN.sdp.formulation import SDPData
+from verifiNN.solvers.sdp.formulation import SDPData
 
 __all__ = ["SOLVERS", "SolveResult", "pick_solver", "solve_sdp"]
 
@@ -58,6 +58,8 @@ def pick_solver(data: SDPData, solver: str = "auto") -> str:
         raise InvalidInputError(f"unknown SDP solver {solver!r}: expected one of {SOLVERS}")
     if solver != "auto":
         return solver.upper()
+    import cvxpy as cp  # heavy (about 1 s): loaded on the first SDP only
+
     if "MOSEK" in cp.installed_solvers():
         return "MOSEK"
     return "CLARABEL" if max(data.sizes) <= CLARABEL_MAX_BLOCK else "SCS"
@@ -91,21 +93,25 @@ def _solver_options(name: str, time_limit: float | None, accuracy: float) -> dic
 
 
 def solve_sdp(
-    data: SDPData, solver: str = "auto", time_limit: float | None = None, accuracy: float = 1e-8
+    data: SDPData, solver: str = "auto", budget: Budget | None = None, accuracy: float = 1e-8
 ) -> SolveResult:
-    """Solve the SDP; its multipliers feed :func:`~verifiNN.sdp.dual.sound_bound`.
+    """Solve the SDP; its multipliers feed :func:`~verifiNN.solvers.sdp.dual.sound_bound`.
 
     Args:
         data: the program.
         solver: one of :data:`SOLVERS`.
-        time_limit: seconds for the solver (``None``: none).
+        budget: the solver's time limit (``None``: none); the set-up is not
+            interruptible (see :func:`setup_seconds`).
         accuracy: the solver's tolerances (SCS: at least ``1e-5`` is sensible).
 
     Returns:
         A :class:`SolveResult`; ``y`` is ``None`` when the solver gave no multipliers.
     """
+    import cvxpy as cp  # heavy (about 1 s): loaded on the first SDP only
+
     start = time.perf_counter()
     name = pick_solver(data, solver)
+    time_limit = None if budget is None or not budget.limited else budget.remaining()
     blocks = [cp.Variable((m, m), PSD=True) for m in data.sizes]
     p = cp.hstack([cp.vec(P, order="C") for P in blocks]) if len(blocks) > 1 else None
     p = p if p is not None else cp.vec(blocks[0], order="C")

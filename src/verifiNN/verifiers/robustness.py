@@ -10,8 +10,15 @@ Three ways to pin the distance down, in any of the norms L-inf, L-1, L-2:
   pulled back along the segment to ``x_0`` as far as it stays adversarial,
   and the radius is bisected between the certified bound and the best
   example;
-* :func:`verifiNN.solvers.distance_milp.minimal_adversarial_distance`: the exact
-  minimum by MILP (Tjeng et al. 2019), for MLPs small enough.
+* :func:`verifiNN.search.distance.minimal_adversarial_distance`: the exact
+  minimum by MILP (Tjeng et al. 2019), for MLPs small enough;
+* :func:`narrow_radius`: a bisection of the radius whose every step is a
+  complete verification query (ReLU-splitting branch and bound).
+
+:func:`exact_robustness` and :func:`bracket_robustness` chain them into the
+result of ``compute_pointwise_robustness``; :func:`pointwise_robustness` is the
+user's entry point. Stage functions take a :class:`~verifiNN.budget.Budget`;
+the entry point takes seconds.
 
 An adversarial example changes the label under the network's tie rule (the
 lowest index wins), checked by a plain float64 forward pass.
@@ -26,13 +33,19 @@ import numpy as np
 import torch
 
 from verifiNN.bounds.api import bound_graph, prepare_rows, run_method
-from verifiNN.bounds.regions import BallInput, BoxInput
 from verifiNN.bounds.types import AlphaOptions, CrownOptions
+from verifiNN.budget import Budget
 from verifiNN.errors import InvalidInputError, UnsupportedModelError
 from verifiNN.models.network import Network
-from verifiNN.results import VerificationResult
+from verifiNN.regions import BallBatch, BoxBatch
+from verifiNN.results import DistanceStatus, Verdict, VerificationResult
 from verifiNN.search.attack import attack
-from verifiNN.specs import normalize_norm, robustness_spec
+from verifiNN.search.distance import minimal_adversarial_distance
+from verifiNN.search.relu_bab import relu_split_bab, supports_relu_split
+from verifiNN.solvers.milp import mlp_layers
+from verifiNN.solvers.region_lp import RegionLP
+from verifiNN.specs import norm_distance, normalize_norm, robustness_spec
+from verifiNN.verifiers.base import robustness_result
 
 __all__ = [
     "attack_radius",
@@ -40,19 +53,10 @@ __all__ = [
     "certified_radius",
     "descend_regions",
     "exact_robustness",
-    "load_input",
     "narrow_radius",
-    "norm_distance",
     "pointwise_robustness",
     "summary_line",
 ]
-
-_ORD = {"inf": np.inf, "1": 1, "2": 2}
-
-
-def norm_distance(x: np.ndarray, x_0: np.ndarray, norm: str) -> float:
-    """``||x - x_0||`` in ``norm`` (``'inf'``, ``'1'`` or ``'2'``)."""
-    return float(np.linalg.norm(np.ravel(x) - np.ravel(x_0), ord=_ORD[norm]))
 
 
 def certified_radius(
@@ -119,11 +123,11 @@ def certified_radius(
         hi = torch.full((B, center.numel()), high, dtype=dtype, device=graph.device)
         centers = center.expand(B, -1)
         if norm == "inf":
-            region = BoxInput(
+            region = BoxBatch(
                 torch.maximum(centers - r[:, None], lo), torch.minimum(centers + r[:, None], hi)
             )
         else:
-            region = BallInput(centers, r, norm, lo, hi)
+            region = BallBatch(centers, r, norm, lo, hi)
         zero = torch.zeros(1, C.shape[1], dtype=dtype, device=graph.device)
         with torch.set_grad_enabled(method == "alpha-crown"):
             lower, _, _ = run_method(
@@ -158,7 +162,7 @@ def attack_radius(
     label: int | None = None,
     lower: float = 0.0,
     domain: tuple[float, float] | None = None,
-    timeout: float | None = None,
+    budget: Budget | None = None,
     rounds: int = 8,
     round_seconds: float = 1.0,
     seed: int = 0,
@@ -169,7 +173,7 @@ def attack_radius(
     along the segment to ``x_0`` (bisection on the segment) as far as it stays
     adversarial. Then the radius is bisected between ``lower`` (e.g. a
     certified radius) and the best distance, ``rounds`` times, each attack
-    capped at ``round_seconds`` (and a share of ``timeout``). In L-inf the best
+    capped at ``round_seconds`` (and a share of ``budget``). In L-inf the best
     example then descends over activation regions (:func:`descend_regions`).
 
     Returns:
@@ -178,17 +182,16 @@ def attack_radius(
     norm = normalize_norm(norm)
     x_0 = np.asarray(x_0, np.float64).ravel()
     label = int(network.classify(x_0)) if label is None else int(label)
-    deadline = math.inf if timeout is None else time.perf_counter() + timeout
+    budget = budget or Budget.start(None)
     best_distance, best_example = None, None
     low, high = float(lower), float(epsilon)
     radius = high
     for round_ in range(rounds + 1):
-        remaining = deadline - time.perf_counter()
-        if remaining <= 0 or radius <= 0:
+        if budget.expired() or radius <= 0:
             break
         spec = robustness_spec(network, x_0, radius, norm, label=label, domain=domain)
-        share = min(round_seconds, remaining / (rounds + 1 - round_))
-        found = attack(network, spec, timeout=share, seed=seed + round_)
+        share = min(round_seconds, budget.remaining() / (rounds + 1 - round_))
+        found = attack(network, spec, budget=budget.sub(share), seed=seed + round_)
         example = None
         if found.counterexample is not None:
             example = _pull_back(network, x_0, found.counterexample, label)
@@ -228,8 +231,6 @@ def descend_regions(
     Every point is confirmed by a forward pass; the nearest confirmed one is
     returned (``example`` itself when no LP improves on it).
     """
-    from verifiNN.solvers.region_lp import RegionLP
-
     if not _is_mlp(network):
         return example
     mlp = network.as_mlp()
@@ -283,7 +284,7 @@ def narrow_radius(
     lower: float = 0.0,
     example: np.ndarray | None = None,
     domain: tuple[float, float] | None = None,
-    timeout: float | None = None,
+    budget: Budget | None = None,
     width: float = 1e-6,
 ) -> tuple[float, float | None, np.ndarray | None, int]:
     """Bisect the radius with a complete verifier: the bracket ``[lower, upper]``
@@ -302,22 +303,18 @@ def narrow_radius(
         lower: a proved lower bound to start from (e.g. :func:`certified_radius`).
         example: a confirmed adversarial example to start from (its distance is
             the starting upper bound).
-        timeout: seconds for the whole narrowing; each step gets at most half of
-            what is left.
+        budget: the time limit of the whole narrowing; each step gets a share
+            of what is left.
 
     Returns:
         ``(lower, upper, example, steps)``; ``upper`` and ``example`` are
         ``None`` when no adversarial example within ``epsilon`` is known.
     """
-    from verifiNN.budget import Budget
-    from verifiNN.results import Verdict
-    from verifiNN.search.relu_bab import relu_split_bab, supports_relu_split
-
     norm = normalize_norm(norm)
     x_0 = np.asarray(x_0, np.float64).ravel()
     label = int(network.classify(x_0)) if label is None else int(label)
     upper = None if example is None else norm_distance(example, x_0, norm)
-    deadline = math.inf if timeout is None else time.perf_counter() + timeout
+    budget = budget or Budget.start(None)
     steps = 0
     if not supports_relu_split(network):
         return lower, upper, example, steps
@@ -327,7 +324,7 @@ def narrow_radius(
     fraction = 0.5  # where in [lower, upper] to bisect; halved after an undecided step
     while True:
         high = float(epsilon) if upper is None else upper
-        remaining = deadline - time.perf_counter()
+        remaining = budget.remaining()
         if high - lower <= width or remaining <= 0:
             break
         if upper is None and steps == 0:  # the whole ball: a robust proof ends it at once
@@ -340,7 +337,7 @@ def narrow_radius(
         share = (0.35 if closing else 0.25) * remaining
         if share < 0.5 and steps > 0:
             break  # too little time for a branch and bound to decide anything
-        found = relu_split_bab(network, spec, budget=Budget.start(share))
+        found = relu_split_bab(network, spec, budget=budget.sub(share))
         steps += 1
         if found.verdict is Verdict.UNSAT:
             lower, fraction, closing = radius, 0.5, False
@@ -359,41 +356,6 @@ def narrow_radius(
         else:
             fraction *= 0.5  # an easier radius, nearer the proved one
     return lower, upper, example, steps
-    # A new example is often the nearest (after the region descent): first try
-    # to prove the radius just below it, which closes the bracket in one step.
-    closing = upper is not None
-    while True:
-        high = float(epsilon) if upper is None else upper
-        remaining = deadline - time.perf_counter()
-        if high - lower <= width or remaining <= 0:
-            break
-        if upper is None and steps == 0:  # the whole ball: a robust proof ends it at once
-            radius = high
-        elif closing:
-            radius = max(lower, high - 0.5 * width)
-        else:
-            radius = 0.5 * (lower + high)
-        spec = robustness_spec(network, x_0, radius, norm, label=label, domain=domain)
-        share = (0.35 if closing else 0.25) * remaining
-        if share < 0.5 and steps > 0:
-            break  # too little time for a branch and bound to decide anything
-        found = relu_split_bab(network, spec, budget=Budget.start(share))
-        steps += 1
-        if found.verdict is Verdict.UNSAT:
-            lower = radius
-        elif found.verdict is Verdict.SAT and found.counterexample is not None:
-            point = _pull_back(network, x_0, found.counterexample[0], label)
-            if point is None:
-                break
-            if norm == "inf":
-                point = descend_regions(network, x_0, point, label, domain)
-            example, upper = point, norm_distance(point, x_0, norm)
-            closing = True
-            continue
-        elif not closing:
-            break
-        closing = False
-    return lower, upper, example, steps
 
 
 def exact_robustness(
@@ -403,7 +365,7 @@ def exact_robustness(
     norm: str = "inf",
     *,
     label: int | None = None,
-    timeout: float | None = None,
+    budget: Budget | None = None,
     tolerance: float = 1e-6,
     domain: tuple[float, float] | None = None,
     milp_share: float = 0.2,
@@ -414,25 +376,21 @@ def exact_robustness(
 
     1. :func:`certified_radius` (CROWN) proves a lower bound;
     2. :func:`attack_radius` finds an upper bound (a short PGD);
-    3. the MILP minimum (:func:`verifiNN.solvers.distance_milp.minimal_adversarial_distance`,
+    3. the MILP minimum (:func:`verifiNN.search.distance.minimal_adversarial_distance`,
        MLPs only) on the ball of the best example, with the distance bounded
        below by the certified radius, for ``milp_share`` of the time (30 s
        without a time limit): exact at once on small networks;
     4. :func:`narrow_radius` bisects the rest of the bracket with ReLU-splitting
        branch and bound, which scales further than HiGHS's MILP.
 
-    When time runs out, the bracket found so far (status ``'bracket'``).
+    When time runs out, the bracket found so far (status ``bracket``).
     """
-    from verifiNN.solvers.distance_milp import minimal_adversarial_distance
-    from verifiNN.verifier import robustness_result
-
     start = time.perf_counter()
+    budget = budget or Budget.start(None)
     norm = normalize_norm(norm)
     x_0 = np.asarray(x_0, np.float64).ravel()
     label = int(network.classify(x_0)) if label is None else int(label)
-
-    def left() -> float | None:
-        return None if timeout is None else max(0.0, timeout - (time.perf_counter() - start))
+    left = budget.timeout()  # the MILP's share is of the whole limit
 
     stats: dict[str, float] = {}
     lower, stats["bound_calls"] = certified_radius(
@@ -442,31 +400,32 @@ def exact_robustness(
     if lower < epsilon:
         upper, example = attack_radius(
             network, x_0, epsilon, norm, label=label, lower=lower, domain=domain,
-            timeout=min(2.0, 0.05 * (left() or 40.0)), round_seconds=0.25,
+            budget=budget.sub(min(2.0, 0.05 * (budget.timeout() or 40.0))), round_seconds=0.25,
         )  # fmt: skip
     exact = None
     if lower < epsilon and _is_mlp(network):
+        milp_budget = budget.sub(30.0 if left is None else milp_share * left)
         found = minimal_adversarial_distance(
-            network, x_0, epsilon, norm, label, 30.0 if timeout is None else milp_share * timeout,
-            tolerance, domain=domain, lower_bound=lower, incumbent=example,
+            network, x_0, epsilon, norm, label, milp_budget, tolerance, domain=domain,
+            lower_bound=lower, incumbent=example,
         )  # fmt: skip
         stats.update({f"milp_{k}": v for k, v in found.statistics.items()})
         lower = max(lower, found.lower)
         if found.example is not None:
             upper, example = found.upper, found.example
-            if found.status != "exact" and norm == "inf":
+            if found.status is not DistanceStatus.EXACT and norm == "inf":
                 example = descend_regions(network, x_0, example, label, domain)
                 upper = norm_distance(example, x_0, norm)
-        if found.status == "exact":
+        if found.status is DistanceStatus.EXACT:
             exact = found.lower
-        elif found.status == "robust":
+        elif found.status is DistanceStatus.ROBUST:
             lower = epsilon
     if exact is None and lower < epsilon:
         high = float(epsilon) if upper is None else upper
         if high - lower > tolerance:
             lower, upper, example, stats["bisection_steps"] = narrow_radius(
                 network, x_0, epsilon, norm, label=label, lower=lower, example=example,
-                domain=domain, timeout=left(), width=tolerance,
+                domain=domain, budget=budget, width=tolerance,
             )  # fmt: skip
     stats["seconds"] = time.perf_counter() - start
     closed = (
@@ -480,8 +439,6 @@ def exact_robustness(
 
 def _is_mlp(network: Network) -> bool:
     """Whether ``network`` is a ReLU MLP the MILP encodes."""
-    from verifiNN.solvers.milp import mlp_layers
-
     try:
         mlp = mlp_layers(network)[0]
     except UnsupportedModelError:
@@ -500,7 +457,7 @@ def bracket_robustness(
     options: CrownOptions | AlphaOptions | None = None,
     domain: tuple[float, float] | None = None,
     attack: bool = True,
-    attack_timeout: float | None = None,
+    attack_budget: Budget | None = None,
     grid: int = 16,
     tolerance: float = 1e-3,
     dtype: torch.dtype = torch.float64,
@@ -511,10 +468,8 @@ def bracket_robustness(
 
     ``method``, ``options``, ``grid``, ``tolerance``, ``dtype`` and ``device``
     go to :func:`certified_radius`; with ``attack``, :func:`attack_radius`
-    searches for ``attack_timeout`` seconds above the certified radius.
+    searches within ``attack_budget`` above the certified radius.
     """
-    from verifiNN.verifier import robustness_result
-
     x_0 = np.asarray(x_0, np.float64).ravel()
     label = int(network.classify(x_0)) if label is None else int(label)
     lower, calls = 0.0, 0
@@ -527,7 +482,7 @@ def bracket_robustness(
     if attack and lower < epsilon:
         upper, example = attack_radius(
             network, x_0, epsilon, norm, label=label, lower=lower, domain=domain,
-            timeout=attack_timeout,
+            budget=attack_budget,
         )  # fmt: skip
     return robustness_result(
         network, method, label, norm, epsilon, lower, upper, example, tolerance,
@@ -557,49 +512,26 @@ def pointwise_robustness(
     ``upper_bound``, ``pointwise_robustness``, ``adversarial_example``).
     """
     norm = normalize_norm(norm)
+    budget = Budget.start(timeout)
     if exact:
         return exact_robustness(
-            network, x_0, epsilon, norm, label=label, timeout=timeout, domain=domain
+            network, x_0, epsilon, norm, label=label, budget=budget, domain=domain
         )
     return bracket_robustness(
         network, x_0, epsilon, norm, label=label, method=bounds, domain=domain,
-        attack_timeout=timeout,
+        attack_budget=budget,
     )  # fmt: skip
 
 
 def summary_line(result: VerificationResult, epsilon: float) -> str:
     """One line: the status and the distance (``exact``), bracket or proved radius."""
-    status = result.get("status", "unknown")
-    if status == "exact":
+    status = DistanceStatus(result.get("status", DistanceStatus.UNKNOWN))
+    if status is DistanceStatus.EXACT:
         return f"exact {result.pointwise_robustness:.9g}"
-    if status in ("bracket", "upper_bound"):
-        return f"bracket {result.lower_bound:.9g} {result.upper_bound:.9g}"
-    if status == "robust":
+    if status in (DistanceStatus.BRACKET, DistanceStatus.UPPER_BOUND):
+        return f"bracket {result.lower_bound or 0.0:.9g} {result.upper_bound:.9g}"
+    if status is DistanceStatus.ROBUST:
         return f"robust >{epsilon:.9g}"
-    if status == "lower_bound":
+    if status is DistanceStatus.LOWER_BOUND:
         return f"lower_bound {result.lower_bound:.9g}"
     return "unknown"
-
-
-def load_input(path: str, network: Network) -> np.ndarray:
-    """A reference input from a ``.npy`` file, checked against the network's input size.
-
-    Raises:
-        InvalidInputError: an unreadable file, a size that does not fit, or
-            values that are not finite (each message names the file).
-    """
-    try:
-        x = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise InvalidInputError(f"{path}: cannot read a NumPy array: {exc}") from exc
-    if not np.issubdtype(x.dtype, np.number):
-        raise InvalidInputError(f"{path}: expected numbers, got dtype {x.dtype}")
-    if x.size != network.input_size:
-        raise InvalidInputError(
-            f"{path}: {x.size} values of shape {x.shape}, but the network takes "
-            f"{network.input_size} (shape {network.input_shape})"
-        )
-    x = x.astype(np.float64).ravel()
-    if not np.all(np.isfinite(x)):
-        raise InvalidInputError(f"{path}: the input contains NaN or inf")
-    return x
