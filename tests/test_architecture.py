@@ -193,3 +193,23 @@ def test_the_checks_catch_a_circle_and_an_upward_import():
 def test_files_stay_small(path):
     lines = len(path.read_text().splitlines())
     assert lines <= MAX_LINES, f"{path.relative_to(SRC)} has {lines} lines"
+
+
+def test_import_and_help_answer_without_loading_torch():
+    """``import verifiNN``, ``verifinn --help``, a usage error and a missing file answer
+    before PyTorch (seconds to import) is loaded."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, contextlib, io\n"
+        "import verifiNN\n"
+        "from verifiNN.cli import main\n"
+        "out, err = io.StringIO(), io.StringIO()\n"
+        "with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):\n"
+        "    codes = [main(['--help']), main(['verify', '--bogus']),\n"
+        "             main(['verify', 'missing.onnx', 'missing.vnnlib'])]\n"
+        "print(codes, 'torch' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.stdout.strip() == "[0, 2, 2] False", done.stdout + done.stderr

@@ -146,8 +146,9 @@ def _hard_problem() -> tuple[Network, Specification]:
     network = Network(*random_mlp_params(rng, [20, 60, 60, 60, 2]))
     box = Box(np.full(20, -1.0), np.full(20, 1.0))
     row = np.array([[1.0, -1.0]])
-    centre = network.get_output(np.zeros(20))
-    t = float((row @ centre)[0]) - 0.5
+    corners = rng.choice([-1.0, 1.0], size=(4000, 20))  # the extremes of ReLU nets sit there
+    lowest = float((network.get_output(corners) @ row[0]).min())
+    t = lowest - 0.2 * abs(lowest)  # below every sample: unsat, and it takes many splits
     return network, Specification([Case(box, HalfSpaces(row, np.array([t])))])
 
 

@@ -12,7 +12,8 @@
 * :class:`DistanceStatus`: how much is known of a pointwise-robustness
   distance (``exact``, ``bracket``, ``robust``, ...).
 * :class:`Outcome`: what an engine concluded about one subproblem (a MILP, a
-  phase-pattern LP) before any verdict is drawn.
+  phase-pattern LP) before any verdict is drawn;
+* :class:`SampleVerdict`: a certification table's word for one sample.
 
 The enums derive from :class:`str`, so ``Verdict.SAT == "sat"`` and results
 print as plain words; code compares enum members. The VNN-COMP words come from
@@ -40,6 +41,7 @@ __all__ = [
     "Outcome",
     "Result",
     "RobustnessStatus",
+    "SampleVerdict",
     "Verdict",
     "VerificationResult",
     "VerificationStatus",
@@ -107,6 +109,17 @@ class DistanceStatus(_Word):
     LOWER_BOUND = "lower_bound"
     ROBUST = "robust"
     UNKNOWN = "unknown"
+
+
+class SampleVerdict(_Word):
+    """A data-set certification table's word for one sample at one radius."""
+
+    ROBUST = "robust"
+    NOT_ROBUST = "not_robust"
+    MISCLASSIFIED = "misclassified"
+    UNKNOWN = "unknown"
+    TIMEOUT = "timeout"
+    ERROR = "error"
 
 
 class Outcome(_Word):

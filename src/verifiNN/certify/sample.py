@@ -11,7 +11,7 @@ import numpy as np
 from verifiNN.budget import Budget
 from verifiNN.errors import VerifiNNError
 from verifiNN.models.network import Network
-from verifiNN.results import Verdict
+from verifiNN.results import SampleVerdict, Verdict
 from verifiNN.specs import norm_distance, robustness_spec
 from verifiNN.verifiers.portfolio import verify
 from verifiNN.verifiers.robustness import certified_radius
@@ -33,8 +33,11 @@ ROW_FIELDS = (
 )
 """Columns of the per-sample table (one row per sample and epsilon)."""
 
-#: Verdict words of the table.
-ROBUST, NOT_ROBUST, MISCLASSIFIED = "robust", "not_robust", "misclassified"
+ROBUST, NOT_ROBUST, MISCLASSIFIED = (
+    SampleVerdict.ROBUST,
+    SampleVerdict.NOT_ROBUST,
+    SampleVerdict.MISCLASSIFIED,
+)
 
 
 @dataclass(frozen=True)
@@ -122,7 +125,7 @@ def _decide(
     options: CertifyOptions,
     timeout: float | None,
     seed: int,
-) -> tuple[str, str]:
+) -> tuple[SampleVerdict, str]:
     """``(verdict word, deciding method)`` of the ``eps`` ball around ``x``."""
     spec = robustness_spec(network, x, eps, options.norm, label=label, domain=options.domain)
     try:
@@ -134,7 +137,7 @@ def _decide(
         result = verify(network, spec, method=options.method, timeout=timeout, seed=seed)
     except VerifiNNError as exc:
         logger.warning("epsilon %g: %s", eps, exc)
-        return "error", options.method
+        return SampleVerdict.ERROR, options.method
     verdict = Verdict(result.verdict)
     if verdict is Verdict.UNSAT:
         return ROBUST, str(result.get("method", options.method))
@@ -145,8 +148,8 @@ def _decide(
         if inside and int(network.classify(example)) != label:
             return NOT_ROBUST, str(result.get("method", options.method))
         logger.error("epsilon %g: counterexample failed the re-check; answering unknown", eps)
-        return "unknown", options.method
-    return verdict.value, str(result.get("method", options.method))
+        return SampleVerdict.UNKNOWN, options.method
+    return SampleVerdict(verdict.value), str(result.get("method", options.method))
 
 
 def _radius(network: Network, x: np.ndarray, label: int, options: CertifyOptions) -> float:
