@@ -155,6 +155,7 @@ def test_network_without_hidden_layer(d: float, expected: Verdict) -> None:
     assert input_split_bab(network, spec).verdict is expected
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", range(6))
 def test_leaf_milps_decide_near_ties_exactly(seed: int) -> None:
     """Thresholds a hair (1e-5 relative) below and above the true minimum (found

@@ -48,6 +48,7 @@ def _check_table(network, inputs, labels, rows):
         assert (row["verdict"] == "misclassified") == (not row["correct"])
 
 
+@pytest.mark.slow
 def test_executors_give_identical_tables(digits):
     network, inputs, labels = digits
     common = dict(epsilons=EPS, timeout_per_sample=60, domain=(0.0, 1.0))
@@ -183,6 +184,7 @@ def test_summary_brackets_robust_accuracy(samples):
         assert e["certified_accuracy"] == pytest.approx(robust / len(samples))
 
 
+@pytest.mark.slow
 def test_cli_certify_survives_ctrl_c_and_resumes(tmp_path):
     """A real process: SIGINT midway leaves a consistent file; the same command finishes it."""
     out = tmp_path / "run"

@@ -433,6 +433,7 @@ def test_bench_with_two_worker_processes_gives_the_same_answers(files, tmp_path,
     assert [a[2] for a in answers["1"]] == ["sat", "unsat", "error"]
 
 
+@pytest.mark.slow
 def test_timeout_is_honoured_on_a_hard_instance_with_no_child_left(benchmark_data):
     """ACAS Xu 3_3 prop_2 (no tool decides it in seconds): ``--timeout 5`` ends the whole
     command with ``timeout`` and leaves no process behind (how long after the limit is

@@ -124,6 +124,7 @@ def test_check_case_accepts_near_ties() -> None:
     assert report.oracle_margin == pytest.approx(0.0, abs=1e-12)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("chunk", range(CHUNKS))
 def test_fuzz_cases(chunk: int) -> None:
     """Every method on PER_CHUNK random problems: clean, and the seed in every message."""

@@ -214,6 +214,7 @@ def test_given_hidden_bounds_give_the_same_verdicts(seed):
 
 
 # ------------------------------------------------------------- verdicts
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", range(10))
 def test_milp_verify_is_exact_on_tiny_nets(seed):
     rng = np.random.default_rng(200 + seed)

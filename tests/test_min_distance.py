@@ -83,6 +83,7 @@ def _brute_force(network: Network, x0: np.ndarray, eps: float, norm: str, label:
     return best
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("norm", ["inf", "1", "2"])
 @settings(max_examples=12, deadline=None)
 @given(seed=st.integers(0, 100_000), eps=st.floats(0.1, 1.5))
@@ -124,6 +125,7 @@ def test_seed_example_distances() -> None:
 
 
 # ------------------------------------------------------------ the verifiers' brackets
+@pytest.mark.slow
 @pytest.mark.parametrize("norm", ["inf", "1", "2"])
 @settings(max_examples=8, deadline=None)
 @given(seed=st.integers(0, 100_000), eps=st.floats(0.2, 2.0))
@@ -194,6 +196,7 @@ def test_seeded_milp_rejects_a_non_adversarial_incumbent() -> None:
         minimal_adversarial_distance(network, x0, 1.0, incumbent=x0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("norm", ["inf", "2"])
 @settings(max_examples=6, deadline=None)
 @given(seed=st.integers(0, 100_000), eps=st.floats(0.3, 1.5))

@@ -205,6 +205,7 @@ def test_time_limit_is_honoured(timeout):
         _assert_confirmed(network, spec, result)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", portfolio.METHODS)
 def test_every_method_honours_a_short_time_limit(method):
     """Each engine alone gets the call's budget: bound methods included (the LP,

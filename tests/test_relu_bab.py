@@ -170,6 +170,7 @@ def test_domain_cap_gives_unknown() -> None:
     assert result.statistics["peak_domains"] > 6
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("vnnlib", ["prop_1_0.03.vnnlib", "prop_0_0.05.vnnlib"])
 def test_mnist_256x2(benchmark_data, vnnlib: str) -> None:
     """Instances alpha-CROWN alone cannot decide (one unsat, one sat that

@@ -116,6 +116,7 @@ def test_fc_sdp_sound_and_never_looser_than_lp(seed, n_in, hidden, eps):
 
 
 # ------------------------------------------------------------ conv nets
+@pytest.mark.slow
 @settings(max_examples=4, deadline=None)
 @given(seed=st.integers(0, 2**31 - 1), pool=st.booleans(), eps=st.floats(0.05, 0.3))
 def test_conv_sdp_sound(seed, pool, eps):

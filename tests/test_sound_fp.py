@@ -55,6 +55,7 @@ def test_sound_bounds_are_below_exact_outputs(seed, radius):
     assert np.all(sound >= crown - 2.0 * (1 + np.abs(crown)))
 
 
+@pytest.mark.slow
 def test_an_exact_tie_is_never_proved():
     """y_0 - y_1 is exactly 0 at a point of the box: no rigorous bound may prove it > 0."""
     W1 = np.array([[1.0, 0.0], [0.0, 1.0]])
