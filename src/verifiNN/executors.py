@@ -132,17 +132,25 @@ class ProcessExecutor:
         )
         queue = iter(tasks)
         pending: set[Future] = set()
+        workers: dict[int, multiprocessing.process.BaseProcess] = {}  # every one ever started
+
+        def submit(task: T) -> None:
+            pending.add(pool.submit(_call_in_worker, task))
+            workers.update((id(p), p) for p in _processes(pool))
+
         try:
             for task in itertools.islice(queue, 2 * self.workers):
-                pending.add(pool.submit(_call_in_worker, task))
+                submit(task)
             while pending:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
                     yield future.result()
                 for task in itertools.islice(queue, len(done)):
-                    pending.add(pool.submit(_call_in_worker, task))
+                    submit(task)
         except BrokenProcessPool:
-            codes = sorted({p.exitcode for p in _processes(pool) if p.exitcode is not None})
+            for process in workers.values():
+                process.join(timeout=5)
+            codes = sorted({p.exitcode for p in workers.values() if p.exitcode is not None})
             if _UNGUARDED_MAIN_EXIT in codes:
                 raise InvalidInputError(UNGUARDED_MAIN) from None
             raise SolverError(
