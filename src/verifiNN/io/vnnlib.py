@@ -32,7 +32,6 @@ it, so a 784-pixel MNIST property parses in a few milliseconds.
 
 from __future__ import annotations
 
-import gzip
 import itertools
 import math
 import os
@@ -43,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from verifiNN.errors import SpecError
+from verifiNN.io.files import read_bytes
 from verifiNN.specs import Box, Case, HalfSpaces, Specification
 
 __all__ = ["MAX_DNF_TERMS", "load_vnnlib", "parse_vnnlib"]
@@ -98,7 +98,8 @@ def load_vnnlib(path: str | os.PathLike, network: Any = None) -> Specification:
     """Read a VNN-LIB file (optionally gzip-compressed, ``.gz``) into a Specification.
 
     Args:
-        path: the ``.vnnlib`` (or ``.vnnlib.gz``) file.
+        path: the ``.vnnlib`` file; ``path.gz`` is read when ``path`` is
+            absent, and a ``.gz`` path is decompressed.
         network: when given, the result is checked with ``spec.validate_for(network)``.
 
     Returns:
@@ -108,14 +109,10 @@ def load_vnnlib(path: str | os.PathLike, network: Any = None) -> Specification:
         SpecError: when the file cannot be read, is malformed, or does not fit ``network``.
     """
     path = str(path)
+    data = read_bytes(path, SpecError, "VNN-LIB file")
     try:
-        if path.endswith(".gz"):
-            with gzip.open(path, "rt", encoding="utf-8") as handle:
-                text = handle.read()
-        else:
-            with open(path, encoding="utf-8") as handle:
-                text = handle.read()
-    except (OSError, UnicodeDecodeError, EOFError) as exc:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
         raise SpecError(f"cannot read property file: {exc}", path=path) from exc
     spec = parse_vnnlib(text, path=path)
     if network is not None:

@@ -12,6 +12,7 @@ import onnx
 from onnx import numpy_helper
 
 from verifiNN.errors import InvalidNetworkError, ModelLoadError, UnsupportedModelError
+from verifiNN.io.files import read_bytes, resolve
 from verifiNN.io.onnx.converters import CONVERTERS, unsupported_nodes
 from verifiNN.io.onnx.folding import FOLDERS, SHAPE_OPS
 from verifiNN.io.onnx.graph import (
@@ -40,20 +41,14 @@ MAX_MODEL_BYTES = 2**31 - 1
 
 def _read_model(path: str | os.PathLike) -> onnx.ModelProto:
     file = Path(path)
-    if file.is_dir():
-        raise ModelLoadError(f"{file}: is a folder, not an ONNX file")
-    if not file.is_file():
-        raise ModelLoadError(f"{file}: no such ONNX file")
-    size = file.stat().st_size
-    if size > MAX_MODEL_BYTES:
+    stored = resolve(file)
+    if stored.is_file() and stored.suffix != ".gz" and stored.stat().st_size > MAX_MODEL_BYTES:
+        size = stored.stat().st_size
         raise ModelLoadError(
             f"{file}: {size / 2**30:.1f} GiB is over ONNX's 2 GiB protobuf limit; "
             "a model this large must keep its weights as external data"
         )
-    try:
-        data = file.read_bytes()
-    except OSError as exc:
-        raise ModelLoadError(f"{file}: cannot read the file ({exc.strerror})") from None
+    data = read_bytes(file, ModelLoadError, "ONNX file")
     if not data:
         raise ModelLoadError(f"{file}: the file is empty, not an ONNX model")
     try:
@@ -126,7 +121,8 @@ def load_onnx(path: str | os.PathLike, labeler: str = "argmax") -> Network:
     """Load an ONNX model file as a :class:`~verifiNN.models.network.Network`.
 
     Args:
-        path: the ``.onnx`` file.
+        path: the ``.onnx`` file; ``path.gz`` is read when ``path`` is absent,
+            and a ``.gz`` path is decompressed.
         labeler: ``'argmax'`` or ``'argmin'`` (how :meth:`Network.classify` reads the outputs).
 
     Returns:
