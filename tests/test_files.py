@@ -50,13 +50,13 @@ def test_gz_is_read_when_the_plain_file_is_absent_or_named(shipped):
 
 def test_missing_and_corrupt_gz_files_are_typed_errors_naming_the_file(shipped, tmp_path):
     _, zipped = shipped
-    with pytest.raises(ModelLoadError, match="nothing.onnx"):
+    with pytest.raises(ModelLoadError, match=r"nothing\.onnx"):
         load_onnx(zipped / "nothing.onnx")
     bad = tmp_path / "bad.onnx.gz"
     bad.write_bytes(b"\x1f\x8b\x08\x00 this is no gzip stream")
-    with pytest.raises(ModelLoadError, match="bad.onnx"):
+    with pytest.raises(ModelLoadError, match=r"bad\.onnx"):
         load_onnx(tmp_path / "bad.onnx")
     cut = tmp_path / "cut.vnnlib.gz"
     cut.write_bytes((zipped / "prop.vnnlib.gz").read_bytes()[:20])
-    with pytest.raises(SpecError, match="cut.vnnlib"):
+    with pytest.raises(SpecError, match=r"cut\.vnnlib"):
         load_vnnlib(cut)
