@@ -29,10 +29,12 @@ from verifiNN.ops import (
     Identity,
     LeakyReLU,
     MaxPool2d,
+    Mul,
     Pad,
     ReLU,
     Reshape,
     Sigmoid,
+    Slice,
     Tanh,
     as_tensor,
 )
@@ -183,8 +185,54 @@ def test_maxpool_relaxation_bounds_linear_functions(op, shape):
     assert bool((lo <= y).all()) and bool((y <= hi).all())
 
 
+def _product_boxes(rng, n: int):
+    lows = [sample_intervals(rng, n) for _ in range(2)]
+    return tuple(lo for lo, _ in lows), tuple(hi for _, hi in lows)
+
+
+def test_product_relaxation_contains_function():
+    rng = np.random.default_rng(3)
+    record = RELAXATIONS[Mul]
+    (lx, ly), (ux, uy) = _product_boxes(rng, 1000)
+    pb = record.relax(Mul(), (lx, ly), (ux, uy), ())
+    t = torch.rand(1000, 64, 2, dtype=torch.float64)
+    t[:, :4] = torch.tensor([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])  # the corners
+    x = lx[:, None] + (ux - lx)[:, None] * t[..., 0]
+    y = ly[:, None] + (uy - ly)[:, None] * t[..., 1]
+    z = x * y
+    low = pb.a_lower[:, None] * x + pb.b_lower[:, None] * y + pb.c_lower[:, None]
+    high = pb.a_upper[:, None] * x + pb.b_upper[:, None] * y + pb.c_upper[:, None]
+    tol = TOL * (1 + z.abs() + (x * y).abs())
+    assert bool((low <= z + tol).all()), f"lower plane above x*y by {(low - z).max()}"
+    assert bool((high >= z - tol).all()), f"upper plane below x*y by {(z - high).max()}"
+    lo, hi = record.interval(Mul(), (lx, ly), (ux, uy))
+    assert bool((lo[:, None] <= z + tol).all()) and bool((hi[:, None] >= z - tol).all())
+    # the interval is tight: attained at a corner
+    corner = z[:, :4]
+    assert torch.allclose(corner.min(1).values, lo) and torch.allclose(corner.max(1).values, hi)
+
+
+def test_product_backward_bounds_linear_functions():
+    rng = np.random.default_rng(4)
+    record = RELAXATIONS[Mul]
+    (lx, ly), (ux, uy) = _product_boxes(rng, 240)
+    lx, ly, ux, uy = (v.reshape(20, 3, 4) for v in (lx, ly, ux, uy))
+    pb = record.relax(Mul(), (lx, ly), (ux, uy), ())
+    lam = _random_lambda(rng, 20, 5, (3, 4))
+    (lam_x, lam_y), bias = record.backward(Mul(), pb, lam)
+    x = lx[:, None] + (ux - lx)[:, None] * torch.rand(20, 128, 3, 4, dtype=torch.float64)
+    y = ly[:, None] + (uy - ly)[:, None] * torch.rand(20, 128, 3, 4, dtype=torch.float64)
+    lhs = torch.einsum("bm...,bp...->bmp", lam, x * y)
+    rhs = (
+        torch.einsum("bm...,bp...->bmp", lam_x, x)
+        + torch.einsum("bm...,bp...->bmp", lam_y, y)
+        + bias[..., None]
+    )
+    assert bool((lhs >= rhs - TOL * (1 + lhs.abs())).all()), f"{(rhs - lhs).max()}"
+
+
 def test_every_registry_entry_is_tested():
-    tested = {type(op) for op in ELEMENTWISE} | {MaxPool2d}
+    tested = {type(op) for op in ELEMENTWISE} | {MaxPool2d, Mul}
     assert tested == set(RELAXATIONS)
 
 
@@ -212,6 +260,8 @@ def affine_cases(rng):
         (Concat(0), [(2, 3), (1, 3), (4, 3)]),
         (Concat(1), [(2, 2, 2), (2, 3, 2)]),
         (Add(), [(3, 2), (3, 2)]),
+        (Slice(1, 1, 6, 2), [(2, 7, 3)]),
+        (Slice(0, 0, 1), [(3, 2)]),
     ]
 
 
@@ -220,7 +270,7 @@ def test_every_affine_op_has_a_case():
     assert ops == set(AFFINE_RULES)
 
 
-@pytest.mark.parametrize("index", range(16))
+@pytest.mark.parametrize("index", range(18))
 @pytest.mark.parametrize("generic", [False, True])
 def test_affine_backward_is_the_exact_transpose(index, generic):
     rng = np.random.default_rng(index)
@@ -236,7 +286,7 @@ def test_affine_backward_is_the_exact_transpose(index, generic):
     torch.testing.assert_close(lhs, rhs, rtol=1e-10, atol=1e-10)
 
 
-@pytest.mark.parametrize("index", range(16))
+@pytest.mark.parametrize("index", range(18))
 def test_affine_interval_is_exact_on_boxes(index):
     rng = np.random.default_rng(100 + index)
     op, shapes = affine_cases(rng)[index]

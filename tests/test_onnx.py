@@ -111,6 +111,11 @@ CASES = {
         [1, 2, 7, 6],
         {"W": _f32(3, 2, 2, 3), "B": _f32(3)},
     ),
+    "mul_of_data_tensors": lambda: _model(
+        [_node("Gemm", ["X", "W"], "g"), _node("Relu", ["g"], "r"), _node("Mul", ["r", "g"])],
+        [1, 3],
+        {"W": _f32(3, 4)},
+    ),
     "conv_same_lower_stride2": lambda: _model(
         [_node("Conv", ["X", "W"], auto_pad="SAME_LOWER", strides=[2, 1])],
         [1, 2, 6, 5],
@@ -408,7 +413,7 @@ def test_unsupported_ops_are_all_listed_before_work(tmp_path):
             {},
             ["transpose_Y", "perm"],
         ),
-        (_node("Mul", ["X", "X"]), [1, 3], {}, ["mul_Y", "two data tensors"]),
+        (_node("Div", ["X", "X"]), [1, 3], {}, ["div_Y", "two data tensors"]),
         (_node("Div", ["c", "X"]), [1, 3], {"c": _f32(3)}, ["div_Y", "division"]),
         (
             _node("Conv", ["X", "W"]),
@@ -417,7 +422,16 @@ def test_unsupported_ops_are_all_listed_before_work(tmp_path):
             ["conv_Y", "2-D"],
         ),
     ],
-    ids=["pad_reflect", "auto_pad", "ceil_mode", "pool_dilation", "transpose", "mul", "div", "3d"],
+    ids=[
+        "pad_reflect",
+        "auto_pad",
+        "ceil_mode",
+        "pool_dilation",
+        "transpose",
+        "div_data",
+        "div",
+        "3d",
+    ],
 )
 def test_unsupported_attributes_name_node_and_attribute(tmp_path, node, shape, inits, words):
     with pytest.raises(UnsupportedModelError) as info:

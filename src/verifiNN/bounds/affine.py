@@ -39,6 +39,7 @@ from verifiNN.ops import (
     Pad,
     Reshape,
     Shape,
+    Slice,
 )
 
 __all__ = ["AFFINE_RULES", "AffineRule", "affine_rule", "dense_backward", "generic_rule"]
@@ -193,6 +194,13 @@ def _pad_backward(op: Pad, lam: Tensor, shapes: Sequence[Shape]):
     return [inner], bias
 
 
+def _slice_backward(op: Slice, lam: Tensor, shapes: Sequence[Shape]):
+    bl, m = _rows(lam)
+    grad = lam.new_zeros(bl, m, *shapes[0])
+    grad[(slice(None), *op._index(len(shapes[0])))] = lam
+    return [grad], None
+
+
 def _concat_backward(op: Concat, lam: Tensor, shapes: Sequence[Shape]):
     sizes = [s[op.axis] for s in shapes]
     return list(torch.split(lam, sizes, dim=op.axis + 2)), None
@@ -250,6 +258,7 @@ AFFINE_RULES: dict[type[Op], AffineRule] = {
     Identity: AffineRule(_identity_backward, _monotone),
     Pad: AffineRule(_pad_backward, _monotone),
     Concat: AffineRule(_concat_backward, _monotone),
+    Slice: AffineRule(_slice_backward, _monotone),
     Add: AffineRule(_add_backward, _add_interval),
 }
 """Affine op type -> its backward and interval rules."""

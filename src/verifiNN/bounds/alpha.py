@@ -29,7 +29,7 @@ from torch import Tensor
 from verifiNN.bounds.adam import ProjectedAdam
 from verifiNN.bounds.crown import crown_linear_bound, needs_rows, row_bounds
 from verifiNN.bounds.graph import BoundGraph, RelaxFn
-from verifiNN.bounds.relaxations import RELAXATIONS
+from verifiNN.bounds.relaxations import RELAXATIONS, input_bounds
 from verifiNN.bounds.types import AlphaOptions, Interval
 from verifiNN.budget import Budget
 from verifiNN.models.network import Node
@@ -74,12 +74,13 @@ def alpha_relax(bounds: Mapping[str, Interval], params: Params) -> RelaxFn:
         found = cache.get(node.name)
         if found is None:
             record = RELAXATIONS[type(node.op)]
-            b = bounds[node.inputs[0]]
             alpha = params.get(node.name)
             if alpha is None:
-                default = record.default_alpha(node.op, b.lower, b.upper, True)
-                found = record.relax(node.op, b.lower, b.upper, default)
+                lower, upper = input_bounds(record, node, bounds)
+                default = record.default_alpha(node.op, lower, upper, True)
+                found = record.relax(node.op, lower, upper, default)
             else:
+                b = bounds[node.inputs[0]]  # ops with free parameters have one input
                 found = record.relax(
                     node.op, b.lower.unsqueeze(1), b.upper.unsqueeze(1), tuple(alpha)
                 )

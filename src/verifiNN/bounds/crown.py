@@ -28,7 +28,7 @@ from torch import Tensor
 
 from verifiNN.bounds.graph import BoundGraph, RelaxFn, backward, interval_step
 from verifiNN.bounds.interval import input_interval
-from verifiNN.bounds.relaxations import RELAXATIONS
+from verifiNN.bounds.relaxations import RELAXATIONS, input_bounds
 from verifiNN.bounds.types import CrownOptions, Interval
 from verifiNN.models.network import Node
 from verifiNN.ops import Dense
@@ -57,9 +57,9 @@ def default_relax(bounds: Mapping[str, Interval], adaptive: bool = True) -> Rela
         found = cache.get(node.name)
         if found is None:
             record = RELAXATIONS[type(node.op)]
-            b = bounds[node.inputs[0]]
-            alpha = record.default_alpha(node.op, b.lower, b.upper, adaptive)
-            found = cache[node.name] = record.relax(node.op, b.lower, b.upper, alpha)
+            lower, upper = input_bounds(record, node, bounds)
+            alpha = record.default_alpha(node.op, lower, upper, adaptive)
+            found = cache[node.name] = record.relax(node.op, lower, upper, alpha)
         return found
 
     return relax

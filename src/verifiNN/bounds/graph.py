@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from verifiNN.bounds.affine import affine_rule, dense_backward
-from verifiNN.bounds.relaxations import RELAXATIONS
+from verifiNN.bounds.relaxations import RELAXATIONS, input_bounds
 from verifiNN.bounds.types import Interval
 from verifiNN.errors import UnsupportedModelError
 from verifiNN.models.network import Network, Node
@@ -135,9 +135,8 @@ def interval_step(node: Node, bounds: Mapping[str, Interval]) -> Interval:
             node.op, [b.lower for b in inputs], [b.upper for b in inputs]
         )
     else:
-        lower, upper = RELAXATIONS[type(node.op)].interval(
-            node.op, inputs[0].lower, inputs[0].upper
-        )
+        record = RELAXATIONS[type(node.op)]
+        lower, upper = record.interval(node.op, *input_bounds(record, node, bounds))
     return Interval(lower, upper)
 
 
@@ -183,8 +182,9 @@ def backward(
                 shapes = [graph.shapes[name] for name in node.inputs]
                 in_lams, b = affine_rule(op).backward(op, lam, shapes)
         else:
-            new, b = RELAXATIONS[type(op)].backward(op, relax(node), lam)
-            in_lams = [new]
+            rule = RELAXATIONS[type(op)]
+            new, b = rule.backward(op, relax(node), lam)
+            in_lams = list(new) if rule.arity > 1 else [new]
         if b is not None:
             bias = b if bias is None else bias + b
         for name, new in zip(node.inputs, in_lams):

@@ -33,6 +33,13 @@ Relaxations (all sound for any ``alpha`` in ``[0, 1]``):
   tangent at ``t = d + alpha (u - d)``, where ``d >= 0`` is the tangent point
   whose tangent passes through ``(l, f(l))`` (found by bisection, rounded up,
   so every such tangent stays above ``f(l)``). Lower bounds by the symmetry.
+* Mul (the product ``z = x y`` of two nodes, arity 2): McCormick's envelope
+  (McCormick 1976, "Computability of global solutions to factorable nonconvex
+  programs"): ``z >= ly x + lx y - lx ly``, ``z >= uy x + ux y - ux uy``,
+  ``z <= uy x + lx y - lx uy``, ``z <= ly x + ux y - ux ly``; a linear bound
+  uses the average of each pair (valid as a convex combination of valid
+  planes), as for the attention products of Shi et al. 2020. Its interval is
+  the min/max of the four corner products.
 * MaxPool: lower ``y >= x_j`` with ``j`` the window's largest lower bound; upper
   ``y <= M + (u_k - M) / (u_k - l_k) (x_k - l_k)`` with ``k`` the largest upper
   bound and ``M`` the window's second largest upper bound (``y = x_k`` when
@@ -49,14 +56,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from verifiNN.ops import LeakyReLU, MaxPool2d, Op, ReLU, Sigmoid, Tanh
+from verifiNN.ops import LeakyReLU, MaxPool2d, Mul, Op, ReLU, Sigmoid, Tanh
 
 __all__ = [
     "RELAXATIONS",
     "Alpha",
     "LinearBounds",
+    "ProductBounds",
     "Relaxation",
     "WindowBounds",
+    "input_bounds",
     "relu_parts",
     "s_shaped_upper",
 ]
@@ -91,6 +100,18 @@ class WindowBounds:
 
 
 @dataclass(frozen=True)
+class ProductBounds:
+    """Bounds of ``z = x y``: ``a_l x + b_l y + c_l <= z <= a_u x + b_u y + c_u`` elementwise."""
+
+    a_lower: Tensor
+    b_lower: Tensor
+    c_lower: Tensor
+    a_upper: Tensor
+    b_upper: Tensor
+    c_upper: Tensor
+
+
+@dataclass(frozen=True)
 class Relaxation:
     """How one nonlinear op type is bounded (see the module docstring).
 
@@ -105,6 +126,10 @@ class Relaxation:
         needs_bounds: ``(op, l, u) -> mask`` of neurons whose bounds matter.
         lp_alphas: parameter values whose relaxations together encode the op in an LP.
         elementwise: the op acts on each neuron alone.
+        arity: graph inputs of the op; with more than one, ``interval``,
+            ``relax`` and ``default_alpha`` take tuples of lower and upper
+            bounds (one per input) and ``backward`` returns one ``lam`` per
+            input (see :func:`input_bounds`).
     """
 
     name: str
@@ -116,6 +141,17 @@ class Relaxation:
     needs_bounds: Callable[[Op, Tensor, Tensor], Tensor]
     lp_alphas: tuple[tuple[float, float], ...] = ()
     elementwise: bool = True
+    arity: int = 1
+
+
+def input_bounds(record: Relaxation, node: Any, bounds: Any) -> tuple[Any, Any]:
+    """``(lower, upper)`` of a nonlinear node's input for its relaxation's functions: the
+    tensors of its one input, or tuples of them for an op of several inputs."""
+    if record.arity == 1:
+        b = bounds[node.inputs[0]]
+        return b.lower, b.upper
+    parts = [bounds[name] for name in node.inputs]
+    return tuple(b.lower for b in parts), tuple(b.upper for b in parts)
 
 
 # ------------------------------------------------------------------ helpers
@@ -370,6 +406,37 @@ def _maxpool_backward(op: MaxPool2d, wb: WindowBounds, lam: Tensor) -> tuple[Ten
     return folded.reshape(batch, rows, channels, height, width), bias
 
 
+# ---------------------------------------------------------------------- Mul
+def _product_interval(op: Mul, lowers, uppers) -> tuple[Tensor, Tensor]:
+    (lx, ly), (ux, uy) = lowers, uppers
+    corners = torch.stack([lx * ly, lx * uy, ux * ly, ux * uy])
+    return corners.min(0).values, corners.max(0).values
+
+
+def _product_relax(op: Mul, lowers, uppers, alpha: Alpha = _NO_ALPHA) -> ProductBounds:
+    """McCormick's two lower and two upper planes, averaged (see the module docstring)."""
+    (lx, ly), (ux, uy) = lowers, uppers
+    return ProductBounds(
+        a_lower=(ly + uy) / 2,
+        b_lower=(lx + ux) / 2,
+        c_lower=-(lx * ly + ux * uy) / 2,
+        a_upper=(uy + ly) / 2,
+        b_upper=(lx + ux) / 2,
+        c_upper=-(lx * uy + ux * ly) / 2,
+    )
+
+
+def _product_backward(op: Mul, pb: ProductBounds, lam: Tensor) -> tuple[list[Tensor], Tensor]:
+    """``lam^T (x y) >= (lam+ a_l + lam- a_u)^T x + (lam+ b_l + lam- b_u)^T y + ...``."""
+    terms = [pb.a_lower, pb.b_lower, pb.c_lower, pb.a_upper, pb.b_upper, pb.c_upper]
+    if terms[0].dim() < lam.dim():
+        terms = [t.unsqueeze(1) for t in terms]
+    a_l, b_l, c_l, a_u, b_u, c_u = terms
+    pos, neg = lam.clamp(min=0), lam.clamp(max=0)
+    bias = _dot_rows(pos, c_l) + _dot_rows(neg, c_u)
+    return [pos * a_l + neg * a_u, pos * b_l + neg * b_u], bias
+
+
 def _no_free(op: Op) -> tuple[bool, bool]:
     return (False, False)
 
@@ -419,6 +486,17 @@ RELAXATIONS: dict[type[Op], Relaxation] = {
         default_alpha=_s_alpha,
         needs_bounds=_everywhere,
         lp_alphas=((0.0, 0.0), (0.5, 0.5), (1.0, 1.0)),
+    ),
+    Mul: Relaxation(
+        name="product",
+        interval=_product_interval,
+        relax=_product_relax,
+        backward=_product_backward,
+        free=_no_free,
+        default_alpha=_no_alpha,
+        needs_bounds=_everywhere,
+        elementwise=False,
+        arity=2,
     ),
     MaxPool2d: Relaxation(
         name="maxpool",

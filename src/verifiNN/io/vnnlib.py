@@ -43,6 +43,7 @@ import numpy as np
 
 from verifiNN.errors import SpecError
 from verifiNN.io.files import read_bytes
+from verifiNN.io.query import is_vnnlib2, query_spec
 from verifiNN.specs import Box, Case, HalfSpaces, Specification
 
 __all__ = ["MAX_DNF_TERMS", "load_vnnlib", "parse_vnnlib"]
@@ -97,6 +98,11 @@ Node = _Tok | _List
 def load_vnnlib(path: str | os.PathLike, network: Any = None) -> Specification:
     """Read a VNN-LIB file (optionally gzip-compressed, ``.gz``) into a Specification.
 
+    VNN-LIB 2.0 files (they declare a version or a network) are read by the
+    standard's parser (:func:`verifiNN.io.query.query_spec`) when they declare
+    one network of one input and one output; queries beyond that need their
+    models named (:func:`verifiNN.io.query.load_query`).
+
     Args:
         path: the ``.vnnlib`` file; ``path.gz`` is read when ``path`` is
             absent, and a ``.gz`` path is decompressed.
@@ -114,6 +120,8 @@ def load_vnnlib(path: str | os.PathLike, network: Any = None) -> Specification:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise SpecError(f"cannot read property file: {exc}", path=path) from exc
+    if is_vnnlib2(text):
+        return query_spec(text, path, network)
     spec = parse_vnnlib(text, path=path)
     if network is not None:
         spec.validate_for(network)

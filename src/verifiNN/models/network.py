@@ -23,7 +23,7 @@ from torch import Tensor
 from verifiNN.errors import InvalidInputError, InvalidNetworkError, UnsupportedModelError
 from verifiNN.ops import Dense, Identity, Op, ReLU, Shape, as_tensor
 
-__all__ = ["INPUT", "LABELERS", "MLP", "ModelOrigin", "Network", "Node"]
+__all__ = ["INPUT", "LABELERS", "MLP", "ModelOrigin", "Network", "Node", "OnnxPart"]
 
 INPUT = "input"
 """Default name of the network's input node."""
@@ -42,6 +42,23 @@ class Node:
 
 
 @dataclass(frozen=True)
+class OnnxPart:
+    """One ONNX model inside a network composed from several (a VNN-LIB 2.0 query).
+
+    Attributes:
+        onnx_model: the serialised model.
+        feeds: ``(graph input name, first index in the network input, size,
+            full shape)`` of each of its inputs.
+        fetches: ``(tensor name, size)`` of each tensor whose values the
+            composite's outputs are made of (outputs or intermediate tensors).
+    """
+
+    onnx_model: bytes
+    feeds: tuple[tuple[str, int, int, tuple[int, ...]], ...]
+    fetches: tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True)
 class ModelOrigin:
     """Where a network came from, for a second opinion on its outputs.
 
@@ -53,11 +70,18 @@ class ModelOrigin:
             wrong ``sat``.
         input_shape: the model's full input shape (a symbolic batch dimension
             appears as its name, or ``None``).
+        parts: for a network composed from several models (``onnx_model`` is
+            then ``None``): the models, in order. Their fetched values, then
+            the network input, form a vector ``w``.
+        output_terms: with ``parts``: output ``j`` of the network is the product
+            of the entries ``w[i]`` for ``i`` in ``output_terms[j]``.
     """
 
     source: str
     onnx_model: bytes | None = None
     input_shape: tuple[int | str | None, ...] | None = None
+    parts: tuple[OnnxPart, ...] = ()
+    output_terms: tuple[tuple[int, ...], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Elementwise activation functions."""
+"""Elementwise nonlinear functions: activations and the product of two nodes."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from torch import Tensor
 
 from verifiNN.ops.base import Op, Shape
 
-__all__ = ["Identity", "LeakyReLU", "ReLU", "Sigmoid", "Tanh"]
+__all__ = ["Identity", "LeakyReLU", "Mul", "ReLU", "Sigmoid", "Tanh"]
 
 
 class _Elementwise(Op):
@@ -59,3 +59,18 @@ class Tanh(_Elementwise):
 
     def forward(self, *inputs: Tensor) -> Tensor:
         return torch.tanh(inputs[0])
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class Mul(Op):
+    """The elementwise product ``x * y`` of two graph nodes of the same shape."""
+
+    arity = 2
+
+    def forward(self, *inputs: Tensor) -> Tensor:
+        return inputs[0] * inputs[1]
+
+    def output_shape(self, *input_shapes: Shape) -> Shape:
+        if input_shapes[0] != input_shapes[1]:
+            raise ValueError(f"Mul of differently shaped nodes: {input_shapes}")
+        return input_shapes[0]

@@ -1,4 +1,4 @@
-"""Shape and wiring operations: flatten, reshape, pad, concat and residual add."""
+"""Shape and wiring operations: flatten, reshape, slice, pad, concat and residual add."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from torch import Tensor
 
 from verifiNN.ops.base import Op, Shape
 
-__all__ = ["Add", "Concat", "Flatten", "Pad", "Reshape"]
+__all__ = ["Add", "Concat", "Flatten", "Pad", "Reshape", "Slice"]
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -104,3 +104,37 @@ class Add(Op):
         if input_shapes[0] != input_shapes[1]:
             raise ValueError(f"Add of differently shaped nodes: {input_shapes}")
         return input_shapes[0]
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class Slice(Op):
+    """``x[..., start:stop:step, ...]`` along per-sample ``axis`` (0 = first non-batch dim).
+
+    A selection of entries, hence affine (every output is one input entry).
+    """
+
+    axis: int
+    start: int
+    stop: int
+    step: int = 1
+    affine = True
+
+    def _index(self, rank: int) -> tuple[slice, ...]:
+        index = [slice(None)] * (rank + 1)
+        index[self.axis + 1] = slice(self.start, self.stop, self.step)
+        return tuple(index)
+
+    def forward(self, *inputs: Tensor) -> Tensor:
+        x = inputs[0]
+        return x[self._index(x.dim() - 1)]
+
+    def output_shape(self, *input_shapes: Shape) -> Shape:
+        (shape,) = input_shapes
+        if not 0 <= self.axis < len(shape):
+            raise ValueError(f"Slice axis {self.axis} is out of range for shape {shape}")
+        if self.step <= 0:
+            raise ValueError(f"Slice step must be positive, got {self.step}")
+        size = len(range(*slice(self.start, self.stop, self.step).indices(shape[self.axis])))
+        if size == 0:
+            raise ValueError(f"Slice {self.start}:{self.stop}:{self.step} of {shape} is empty")
+        return (*shape[: self.axis], size, *shape[self.axis + 1 :])

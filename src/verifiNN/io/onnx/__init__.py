@@ -27,13 +27,15 @@ because they cannot change the result):
 * shape: ``Flatten``, ``Reshape`` (``0``, ``-1``, ``allowzero``), ``Squeeze``,
   ``Unsqueeze``, ``Transpose`` when it only moves size-1 axes, ``Identity``,
   ``Dropout``, float-to-float ``Cast``;
-* nonlinear: ``Relu``, ``LeakyRelu``, ``Sigmoid``, ``Tanh``, ``MaxPool`` 1-D/2-D.
+* nonlinear: ``Relu``, ``LeakyRelu``, ``Sigmoid``, ``Tanh``, ``MaxPool`` 1-D/2-D,
+  ``Mul`` of two data tensors of the same size (the IR's ``Mul``).
 
 Constant folding (all inputs constant, or ``Shape``/``Size`` of any tensor):
 see ``_FOLDERS``. Rejected with :class:`~verifiNN.errors.UnsupportedModelError`:
 any other operator, custom domains, ``Pad`` modes other than ``constant``,
 pooling dilations or a ``ceil_mode`` that changes the output size,
-training-mode batch norm, 3-D convolutions, products of two data tensors,
+training-mode batch norm, 3-D convolutions, broadcasting products of two data
+tensors,
 transposes that move data, several model inputs or outputs.
 """
 

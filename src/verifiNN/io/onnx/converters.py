@@ -40,6 +40,7 @@ from verifiNN.ops import (
     ElementwiseAffine,
     LeakyReLU,
     MaxPool2d,
+    Mul,
     Op,
     Pad,
     ReLU,
@@ -311,8 +312,10 @@ def _convert_arithmetic(ctx: NodeContext) -> list[Value]:
     a, b = ctx.inputs[0], ctx.inputs[1]
     one, zero = np.ones(()), np.zeros(())
     if isinstance(a, Data) and isinstance(b, Data):
+        if kind == "Mul":
+            return [_multiply_data(ctx, a, b)]
         if kind not in ("Add", "Sub"):
-            raise ctx.unsupported(f"{kind} of two data tensors is not supported (not affine)")
+            raise ctx.unsupported(f"{kind} of two data tensors is not supported")
         return [_add_data(ctx, a, b, kind == "Sub")]
     if isinstance(a, Data) and isinstance(b, np.ndarray):
         b = b.astype(np.float64)
@@ -331,7 +334,8 @@ def _convert_arithmetic(ctx: NodeContext) -> list[Value]:
     raise ctx.unsupported("unexpected operands")
 
 
-def _add_data(ctx: NodeContext, a: Data, b: Data, subtract: bool) -> Data:
+def _same_layout(ctx: NodeContext, a: Data, b: Data) -> tuple[Shape, str, str]:
+    """The common full shape of two data operands and their IR nodes laid out alike."""
     try:
         out_shape = tuple(np.broadcast_shapes(a.shape, b.shape))
     except ValueError:
@@ -339,7 +343,17 @@ def _add_data(ctx: NodeContext, a: Data, b: Data, subtract: bool) -> Data:
     if not math.prod(a.shape) == math.prod(b.shape) == math.prod(out_shape):
         raise ctx.unsupported(f"broadcasting {list(a.shape)} with {list(b.shape)}")
     layout = sample_shape(out_shape)
-    left, right = ctx.view(a, layout), ctx.view(b, layout)
+    return out_shape, ctx.view(a, layout), ctx.view(b, layout)
+
+
+def _multiply_data(ctx: NodeContext, a: Data, b: Data) -> Data:
+    """The product of two data tensors: an IR ``Mul`` (McCormick-relaxed)."""
+    out_shape, left, right = _same_layout(ctx, a, b)
+    return Data(ctx.add(Mul(), [left, right]), out_shape)
+
+
+def _add_data(ctx: NodeContext, a: Data, b: Data, subtract: bool) -> Data:
+    out_shape, left, right = _same_layout(ctx, a, b)
     if subtract:
         right = ctx.add(ElementwiseAffine(as_tensor(-1.0), as_tensor(0.0)), [right])
     return Data(ctx.add(Add(), [left, right]), out_shape)

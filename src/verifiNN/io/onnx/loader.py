@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -78,36 +79,99 @@ def _opset(model: onnx.ModelProto, source: str) -> int:
     return opset
 
 
-def _model_input(graph: onnx.GraphProto, constants: set[str], source: str) -> tuple[str, list]:
-    inputs = [i for i in graph.input if i.name not in constants]
-    if len(inputs) != 1:
-        raise UnsupportedModelError(
-            f"{source}: verifiNN supports models with exactly one input, got "
-            f"{[i.name for i in inputs]}"
-        )
-    value = inputs[0]
+@dataclass(frozen=True)
+class OnnxTensor:
+    """A graph input or output: its name, full shape (a symbolic batch dimension as its
+    name or ``None``) and ONNX element type (``onnx.TensorProto.FLOAT``, ...)."""
+
+    name: str
+    dims: tuple[int | str | None, ...]
+    elem_type: int
+
+    @property
+    def full(self) -> Shape:
+        """The shape with the batch dimension counted as 1."""
+        return tuple(1 if d is None or isinstance(d, str) else int(d) for d in self.dims)
+
+
+@dataclass(frozen=True)
+class OnnxModel:
+    """A read, checked ONNX model, ready to be converted (into one network or several).
+
+    Attributes:
+        proto: the model.
+        source: how messages name it (its path).
+        opset: its default-domain opset.
+        constants: its initializers by name.
+        inputs: its graph inputs that are not initializers.
+        outputs: its graph outputs.
+    """
+
+    proto: onnx.ModelProto
+    source: str
+    opset: int
+    constants: dict[str, onnx.TensorProto]
+    inputs: tuple[OnnxTensor, ...]
+    outputs: tuple[OnnxTensor, ...]
+
+
+def _tensor_info(value: onnx.ValueInfoProto, source: str, what: str, static: bool) -> OnnxTensor:
     tensor = value.type.tensor_type
     if not value.type.HasField("tensor_type") or not tensor.HasField("shape"):
-        raise ModelLoadError(f"{source}: input {value.name!r} has no static shape")
-    if tensor.elem_type not in FLOAT_TYPES:
-        raise UnsupportedModelError(f"{source}: input {value.name!r} is not a float tensor")
+        if static:
+            raise ModelLoadError(f"{source}: {what} {value.name!r} has no static shape")
+        return OnnxTensor(value.name, (), tensor.elem_type)
     dims: list = []
     for k, d in enumerate(tensor.shape.dim):
         if d.HasField("dim_value") and d.dim_value > 0:
             dims.append(int(d.dim_value))
         elif k == 0 and len(tensor.shape.dim) >= 2:
             dims.append(d.dim_param or None)  # symbolic batch dimension
-        else:
+        elif static:
             raise ModelLoadError(
-                f"{source}: input {value.name!r} has a dynamic dimension "
+                f"{source}: {what} {value.name!r} has a dynamic dimension "
                 f"{d.dim_param or '?'!r} at axis {k}; only the batch axis (0) may be dynamic"
             )
-    return value.name, dims
+        else:
+            dims.append(d.dim_param or None)
+    return OnnxTensor(value.name, tuple(dims), tensor.elem_type)
 
 
-def _live_nodes(graph: onnx.GraphProto, output: str) -> list[onnx.NodeProto]:
+def parse_model(model: onnx.ModelProto, source: str = "<onnx model>") -> OnnxModel:
+    """Check a model's structure (opset, static float inputs) and describe its tensors.
+
+    Raises:
+        ModelLoadError: no graph, or an input with a dynamic non-batch dimension.
+        UnsupportedModelError: an opset out of range or a non-float input.
+    """
+    graph = model.graph
+    if not graph.node or not graph.output:
+        raise ModelLoadError(f"{source}: not an ONNX model (no graph nodes or outputs)")
+    opset = _opset(model, source)
+    constants = {t.name: t for t in graph.initializer}
+    inputs = tuple(
+        _tensor_info(v, source, "input", True) for v in graph.input if v.name not in constants
+    )
+    for tensor in inputs:
+        if tensor.elem_type not in FLOAT_TYPES:
+            raise UnsupportedModelError(f"{source}: input {tensor.name!r} is not a float tensor")
+    outputs = tuple(_tensor_info(v, source, "output", False) for v in graph.output)
+    return OnnxModel(model, source, opset, constants, inputs, outputs)
+
+
+def read_model(path: str | os.PathLike) -> OnnxModel:
+    """Read and parse an ONNX file (``path.gz`` when ``path`` is absent).
+
+    Raises:
+        ModelLoadError: a missing, empty, truncated or corrupt file.
+        UnsupportedModelError: see :func:`parse_model`.
+    """
+    return parse_model(_read_model(path), str(path))
+
+
+def _live_nodes(graph: onnx.GraphProto, wanted: Sequence[str]) -> list[onnx.NodeProto]:
     producer = {o: n for n in graph.node for o in n.output if o}
-    needed, seen = [output], set()
+    needed, seen = list(wanted), set()
     while needed:
         name = needed.pop()
         node = producer.get(name)
@@ -115,6 +179,64 @@ def _live_nodes(graph: onnx.GraphProto, output: str) -> list[onnx.NodeProto]:
             seen.add(id(node))
             needed.extend(i for i in node.input if i)
     return [n for n in graph.node if id(n) in seen]
+
+
+def _check_model(model: OnnxModel, nodes: Sequence[onnx.NodeProto]) -> None:
+    """Every operator converted; the ONNX checker's complaints are warnings only."""
+    problems = unsupported_nodes(nodes, set(model.constants), model.opset)
+    if problems:
+        raise UnsupportedModelError(
+            f"{model.source}: {len(problems)} unsupported operator(s)/attribute(s): "
+            + "; ".join(problems)
+        )
+    try:
+        onnx.checker.check_model(model.proto)
+    except Exception as exc:  # onnxruntime runs many models the checker rejects
+        lines = str(exc).strip().splitlines() or [type(exc).__name__]
+        logger.warning("%s: the ONNX checker reports: %s", model.source, lines[0][:300])
+
+
+def convert_into(
+    builder: GraphBuilder,
+    model: OnnxModel,
+    feeds: dict[str, Data],
+    wanted: Sequence[str],
+) -> list[Data]:
+    """Add the IR nodes computing ``wanted`` tensors of ``model`` to ``builder``.
+
+    Args:
+        builder: the graph being built (possibly holding other models' nodes).
+        model: the model.
+        feeds: each graph input's name -> the IR value that feeds it (its full
+            ONNX shape, batch dimension as 1).
+        wanted: tensor names (outputs or intermediate tensors) to compute.
+
+    Returns:
+        One :class:`Data` per wanted tensor.
+
+    Raises:
+        UnsupportedModelError: an operator on the way to ``wanted`` is not supported.
+        ModelLoadError: a wanted tensor that is unknown or does not depend on the feeds.
+    """
+    graph = model.proto.graph
+    known = {o for n in graph.node for o in n.output} | set(feeds) | set(model.constants)
+    unknown = [w for w in wanted if w not in known]
+    if unknown:
+        raise ModelLoadError(f"{model.source}: no tensor named {unknown[0]!r} in the model")
+    nodes = _live_nodes(graph, wanted)
+    _check_model(model, nodes)
+    source, builder.source = builder.source, model.source
+    try:
+        env = _walk(model, nodes, feeds, builder)
+    finally:
+        builder.source = source
+    found = []
+    for name in wanted:
+        value = env.get(name)
+        if not isinstance(value, Data):
+            raise ModelLoadError(f"{model.source}: {name!r} does not depend on the input")
+        found.append(value)
+    return found
 
 
 def load_onnx(path: str | os.PathLike, labeler: str = "argmax") -> Network:
@@ -143,7 +265,7 @@ def load_onnx(path: str | os.PathLike, labeler: str = "argmax") -> Network:
 def onnx_to_network(
     model: onnx.ModelProto, labeler: str = "argmax", source: str = "<onnx model>"
 ) -> Network:
-    """Convert an in-memory ONNX model (see :func:`load_onnx`).
+    """Convert an in-memory ONNX model of one input and one output (see :func:`load_onnx`).
 
     Args:
         model: the ONNX model.
@@ -155,58 +277,57 @@ def onnx_to_network(
 
     Raises:
         ModelLoadError: an invalid model or a dynamic non-batch input dimension.
-        UnsupportedModelError: unsupported operators or attributes, all listed.
+        UnsupportedModelError: unsupported operators or attributes, all listed;
+            several inputs or outputs (VNN-LIB 2.0 queries map those:
+            :func:`verifiNN.io.query.load_query`).
     """
     if labeler not in LABELERS:
         raise InvalidNetworkError(f"unknown labeler {labeler!r}: expected one of {LABELERS}")
-    graph = model.graph
-    if not graph.node or not graph.output:
-        raise ModelLoadError(f"{source}: not an ONNX model (no graph nodes or outputs)")
-    opset = _opset(model, source)
-    constants = {t.name: t for t in graph.initializer}
-    input_name, dims = _model_input(graph, set(constants), source)
-    if len(graph.output) != 1:
-        names = [o.name for o in graph.output]
+    parsed = parse_model(model, source)
+    if len(parsed.inputs) != 1:
         raise UnsupportedModelError(
-            f"{source}: models with several outputs ({names}) are not supported"
+            f"{source}: a model is loaded on its own when it has one input; this one has "
+            f"{len(parsed.inputs)} ({[i.name for i in parsed.inputs]}), which a VNN-LIB 2.0 "
+            "query must name"
         )
-    output = graph.output[0].name
-    nodes = _live_nodes(graph, output)
-    problems = unsupported_nodes(nodes, set(constants), opset)
-    if problems:
+    if len(parsed.outputs) != 1:
+        names = [o.name for o in parsed.outputs]
         raise UnsupportedModelError(
-            f"{source}: {len(problems)} unsupported operator(s)/attribute(s): "
-            + "; ".join(problems)
+            f"{source}: a model with several outputs ({names}) needs a VNN-LIB 2.0 query "
+            "that names them"
         )
+    (tensor,) = parsed.inputs
+    builder = GraphBuilder(tensor.name, sample_shape(tensor.full), source)
+    feeds = {tensor.name: Data(tensor.name, tensor.full)}
+    (result,) = convert_into(builder, parsed, feeds, [parsed.outputs[0].name])
+    output = parsed.outputs[0].name
+    last = builder.view(result, sample_shape(result.shape), f"{output!r} (output)")
     try:
-        onnx.checker.check_model(model)
-    except Exception as exc:  # onnxruntime runs many models the checker rejects
-        lines = str(exc).strip().splitlines() or [type(exc).__name__]
-        logger.warning("%s: the ONNX checker reports: %s", source, lines[0][:300])
-    full = tuple(1 if d is None or isinstance(d, str) else d for d in dims)
-    network = _convert(nodes, constants, input_name, full, output, opset, labeler, source)
+        network = Network.from_graph(
+            builder.shapes[tensor.name], builder.nodes, last, labeler, tensor.name
+        )
+    except InvalidNetworkError as exc:
+        raise ModelLoadError(f"{source}: {exc}") from None
     # the serialised model is kept for onnxruntime's second opinion on counterexamples
-    return network.with_origin(ModelOrigin(source, model.SerializeToString(), tuple(dims)))
+    origin = ModelOrigin(source, model.SerializeToString(), tensor.dims)
+    return simplify(network).with_origin(origin)
 
 
-def _convert(
+def _walk(
+    model: OnnxModel,
     nodes: Sequence[onnx.NodeProto],
-    initializers: dict[str, onnx.TensorProto],
-    input_name: str,
-    full: Shape,
-    output: str,
-    opset: int,
-    labeler: str,
-    source: str,
-) -> Network:
-    builder = GraphBuilder(input_name, sample_shape(full), source)
+    feeds: dict[str, Data],
+    builder: GraphBuilder,
+) -> dict[str, Value]:
+    """Fold or convert ``nodes`` in order; returns every tensor's value."""
+    source = model.source
     env: dict[str, Value] = {}
-    for name, tensor in initializers.items():
+    for name, tensor in model.constants.items():
         try:
             env[name] = numpy_helper.to_array(tensor)
         except Exception:
             raise ModelLoadError(f"{source}: cannot read initializer {name!r}") from None
-    env[input_name] = Data(input_name, full)
+    env.update(feeds)
     for node in nodes:
         inputs: list[Value] = []
         for name in node.input:
@@ -220,7 +341,7 @@ def _convert(
                     "(mask, indices or training statistic) that verifiNN does not model"
                 )
             inputs.append(env[name] if name else None)
-        ctx = NodeContext(node, inputs, opset, builder)
+        ctx = NodeContext(node, inputs, model.opset, builder)
         constant = all(not isinstance(v, Data) for v in inputs)
         if node.op_type in FOLDERS and (constant or node.op_type in SHAPE_OPS):
             outputs = [np.asarray(v) for v in FOLDERS[node.op_type](ctx)]
@@ -229,14 +350,4 @@ def _convert(
         for name, value in zip(node.output, outputs):
             if name:
                 env[name] = value
-    result = env.get(output)
-    if not isinstance(result, Data):
-        raise ModelLoadError(f"{source}: output {output!r} does not depend on the input")
-    last = builder.view(result, sample_shape(result.shape), f"{output!r} (output)")
-    try:
-        network = Network.from_graph(
-            builder.shapes[input_name], builder.nodes, last, labeler, input_name
-        )
-    except InvalidNetworkError as exc:
-        raise ModelLoadError(f"{source}: {exc}") from None
-    return simplify(network)
+    return env
