@@ -30,7 +30,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("engines", ("bounds", "solvers")),
     ("search", ("search",)),
     ("front door", ("verifiers", "verifier", "certify")),
-    ("face", ("cli", "bench", "fuzz", "")),
+    ("face", ("cli", "bench", "fuzz", "suite", "scoring", "scoreboard", "solver_interface", "")),
 )
 RANK = {room: rank for rank, (_, rooms) in enumerate(LAYERS) for room in rooms}
 LAYER_NAME = {room: name for name, rooms in LAYERS for room in rooms}

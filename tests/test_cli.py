@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import gzip
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -26,6 +25,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from conftest import random_mlp_params
+from verifiNN._version import SOLVER_NAME, __version__
 from verifiNN.bench import run_benchmark
 from verifiNN.cli import main
 from verifiNN.io import load_vnnlib, read_result
@@ -212,9 +212,12 @@ def test_usage_errors_exit_2(capfd):
     assert len(err) == 1 and "--timeout" in err[0]
 
 
-def test_version(capfd):
+def test_version_and_name_are_bare_lines(capfd):
+    # the VNN-LIB solver interface: --version prints the version string alone
     assert main(["--version"]) == 0
-    assert re.match(r"verifinn \d", capfd.readouterr().out)
+    assert capfd.readouterr().out == f"{__version__}\n"
+    assert main(["--name"]) == 0
+    assert capfd.readouterr().out == f"{SOLVER_NAME}\n"
 
 
 # ----------------------------------------------------------------- bench

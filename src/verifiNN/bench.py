@@ -5,10 +5,10 @@ instance, paths relative to a root folder (by default the CSV's own folder);
 the property may be gzip-compressed (``.vnnlib.gz``). :func:`run_benchmark`
 loads every model once (networks and properties are cached by path), answers
 each instance with :func:`verifiNN.verify` within its (scaled) time
-limit, appends one row ``onnx,vnnlib,result,seconds`` per instance to the
-output CSV as soon as it is known (flushed, so a killed run loses nothing),
-and returns a :class:`BenchSummary`. Seconds include loading the model and the
-property.
+limit (optionally capped), appends one row ``onnx,vnnlib,result,seconds``
+per instance to the output CSV as soon as it is known (flushed, so a killed run
+loses nothing), and returns a :class:`BenchSummary`. Seconds include loading
+the model and the property.
 
 When an ``expected.csv`` (columns ``onnx,vnnlib,...,expected``) sits next to
 the instance list, each answer is compared with it: ``sat`` where ``unsat`` is
@@ -22,7 +22,8 @@ recorded the same way but logged with its traceback and flagged
 :class:`InstanceRunner` answers one instance at a time with its own caches;
 :func:`run_benchmark` hands the instances to an executor
 (:mod:`verifiNN.executors`: this process, local processes or Ray), one
-instance per task and one runner per worker.
+instance per task and one runner per worker. Whole benchmark folders, with
+resume and counterexample files, are :mod:`verifiNN.suite`'s.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
@@ -54,6 +56,8 @@ __all__ = [
     "Instance",
     "InstanceResult",
     "InstanceRunner",
+    "check_run_options",
+    "instance_key",
     "read_expected",
     "read_instances",
     "run_benchmark",
@@ -90,6 +94,10 @@ class InstanceResult:
         message: why the instance failed, for ``error``.
         internal: whether the failure was an internal error (a bug) rather
             than a bad input file.
+        benchmark: the benchmark (folder) name, in a suite run.
+        timeout: the time limit the instance ran under (scaled and capped).
+        counterexample: for ``sat``, the ``(x, y)`` flat arrays of the
+            confirmed counterexample (not compared, not shown).
     """
 
     onnx: str
@@ -99,6 +107,9 @@ class InstanceResult:
     expected: str | None = None
     message: str | None = None
     internal: bool = False
+    benchmark: str = ""
+    timeout: float | None = None
+    counterexample: tuple[Any, Any] | None = field(default=None, compare=False, repr=False)
 
     @property
     def wrong(self) -> bool:
@@ -233,13 +244,15 @@ def read_expected(path: str | os.PathLike) -> dict[tuple[str, str], str]:
             if not {"onnx", "vnnlib", "expected"} <= set(reader.fieldnames or ()):
                 raise InvalidInputError(f"{path}: needs the columns onnx, vnnlib and expected")
             return {
-                _key(row["onnx"], row["vnnlib"]): row["expected"].strip().lower() for row in reader
+                instance_key(row["onnx"], row["vnnlib"]): (row["expected"] or "").strip().lower()
+                for row in reader
             }
     except (OSError, UnicodeDecodeError) as exc:
         raise InvalidInputError(f"cannot read {path}: {exc}") from exc
 
 
-def _key(onnx: str, vnnlib: str) -> tuple[str, str]:
+def instance_key(onnx: str, vnnlib: str) -> tuple[str, str]:
+    """The key that identifies an instance: its two paths, stripped and normalised."""
     return os.path.normpath(onnx.strip()), os.path.normpath(vnnlib.strip())
 
 
@@ -248,7 +261,8 @@ class InstanceRunner:
 
     One runner per process (or per worker of a distributed executor): call it
     on each :class:`Instance`. It never raises for a bad instance; the result
-    says ``error`` instead.
+    says ``error`` instead. A model that failed to load is not loaded again:
+    the next instances on it fail at once with the same message.
 
     Args:
         root: folder the instance paths are relative to.
@@ -256,6 +270,7 @@ class InstanceRunner:
         method: the :func:`~verifiNN.verify` method.
         device: ``'cpu'`` or ``'cuda'``.
         expected: ``(onnx, vnnlib) -> expected word`` (see :func:`read_expected`).
+        max_timeout: cap on every scaled time limit, in seconds (``None``: no cap).
     """
 
     def __init__(
@@ -265,46 +280,62 @@ class InstanceRunner:
         method: str = "auto",
         device: str = "cpu",
         expected: Mapping[tuple[str, str], str] | None = None,
+        max_timeout: float | None = None,
     ) -> None:
         self.root = Path(root)
         self.timeout_scale = float(timeout_scale)
+        self.max_timeout = None if max_timeout is None else float(max_timeout)
         self.method = method
         self.device = device
         self.expected = dict(expected or {})
         self._networks: dict[str, Network] = {}
+        self._failed: dict[str, VerifiNNError | OSError] = {}
         self._specs: dict[str, Specification] = {}
+
+    def limit(self, instance: Instance) -> float:
+        """The seconds ``instance`` runs under: its timeout, scaled, then capped."""
+        seconds = instance.timeout * self.timeout_scale
+        return seconds if self.max_timeout is None else min(seconds, self.max_timeout)
 
     def __call__(self, instance: Instance) -> InstanceResult:
         """Answer ``instance``; its seconds include loading its files."""
         start = time.perf_counter()
-        word, message, internal = self._answer(instance)
+        word, message, internal, counterexample = self._answer(instance)
         seconds = time.perf_counter() - start
-        expected = self.expected.get(_key(instance.onnx, instance.vnnlib))
+        expected = self.expected.get(instance_key(instance.onnx, instance.vnnlib))
         return InstanceResult(
-            instance.onnx, instance.vnnlib, word, seconds, expected, message, internal
-        )
+            instance.onnx, instance.vnnlib, word, seconds, expected, message, internal,
+            timeout=self.limit(instance), counterexample=counterexample,
+        )  # fmt: skip
 
-    def _answer(self, instance: Instance) -> tuple[str, str | None, bool]:
-        """``(word, error message, internal)`` for one instance."""
-        budget = Budget.start(instance.timeout * self.timeout_scale)
+    def _answer(self, instance: Instance) -> tuple[str, str | None, bool, Any]:
+        """``(word, error message, internal, counterexample)`` for one instance."""
+        budget = Budget.start(self.limit(instance))
         try:
             network = self._network(self.root / instance.onnx)
             spec = self._spec(self.root / instance.vnnlib, network)
             result = verify(
                 network, spec, method=self.method, timeout=budget.remaining(), device=self.device
             )
-            return vnncomp_word(result.verdict), None, False
+            sat = result.verdict is Verdict.SAT
+            return vnncomp_word(result.verdict), None, False, result.counterexample if sat else None
         except (VerifiNNError, OSError) as exc:
             logger.warning("%s %s: %s", instance.onnx, instance.vnnlib, exc)
-            return vnncomp_word(Verdict.ERROR), str(exc), False
+            return vnncomp_word(Verdict.ERROR), str(exc), False, None
         except Exception as exc:  # a bug: logged with its traceback, flagged, the run goes on
             logger.exception("internal error on %s %s", instance.onnx, instance.vnnlib)
-            return vnncomp_word(Verdict.ERROR), f"internal error: {exc!r}", True
+            return vnncomp_word(Verdict.ERROR), f"internal error: {exc!r}", True, None
 
     def _network(self, path: Path) -> Network:
         key = str(path.resolve())
+        if key in self._failed:
+            raise self._failed[key]
         if key not in self._networks:
-            self._networks[key] = load_onnx(path)
+            try:
+                self._networks[key] = load_onnx(path)
+            except (VerifiNNError, OSError) as exc:
+                self._failed[key] = exc
+                raise
         return self._networks[key]
 
     def _spec(self, path: Path, network: Network) -> Specification:
@@ -325,6 +356,7 @@ class _RunnerSettings:
     method: str
     device: str
     expected: Mapping[tuple[str, str], str]
+    max_timeout: float | None = None
 
 
 _RUNNERS: dict[tuple, InstanceRunner] = {}
@@ -334,13 +366,13 @@ def _answer(settings: _RunnerSettings, instance: Instance) -> InstanceResult:
     """One instance, by this process's runner for ``settings`` (its caches persist)."""
     key = (
         str(settings.root), settings.timeout_scale, settings.method, settings.device,
-        tuple(sorted(settings.expected.items())),
+        tuple(sorted(settings.expected.items())), settings.max_timeout,
     )  # fmt: skip
     if key not in _RUNNERS:
         _RUNNERS.clear()
         _RUNNERS[key] = InstanceRunner(
             settings.root, settings.timeout_scale, settings.method, settings.device,
-            settings.expected,
+            settings.expected, settings.max_timeout,
         )  # fmt: skip
     return _RUNNERS[key](instance)
 
@@ -390,6 +422,30 @@ def _ends_mid_line(path: str) -> bool:
         return False
 
 
+def check_run_options(
+    timeout_scale: float,
+    max_timeout: float | None,
+    limit: int | None,
+    method: str,
+    device: str,
+) -> None:
+    """Reject bad run options before any work.
+
+    Raises:
+        InvalidInputError: a non-positive ``timeout_scale`` or ``max_timeout``, a
+            negative ``limit``, an unknown ``method`` or ``device``.
+    """
+    if not timeout_scale > 0:
+        raise InvalidInputError(f"timeout_scale must be positive, got {timeout_scale}")
+    if max_timeout is not None and not max_timeout > 0:
+        raise InvalidInputError(f"max_timeout must be positive, got {max_timeout}")
+    if limit is not None and limit < 0:
+        raise InvalidInputError(f"limit must be >= 0, got {limit}")
+    if method not in METHODS:
+        raise InvalidInputError(f"unknown method {method!r}: expected one of {', '.join(METHODS)}")
+    check_device(device)
+
+
 def run_benchmark(
     csv_path: str | os.PathLike,
     root: str | os.PathLike | None = None,
@@ -402,6 +458,7 @@ def run_benchmark(
     device: str = "cpu",
     on_result: Callable[[InstanceResult], None] | None = None,
     executor: Executor | None = None,
+    max_timeout: float | None = None,
 ) -> BenchSummary:
     """Answer every instance of a VNN-COMP instance list, one instance per task.
 
@@ -420,6 +477,7 @@ def run_benchmark(
         executor: where the instances run (:mod:`verifiNN.executors`; default:
             one after the other in this process). With several workers the
             rows arrive, and are written, in the order the instances finish.
+        max_timeout: cap on every scaled time limit, in seconds (``None``: no cap).
 
     Returns:
         The :class:`BenchSummary`.
@@ -430,13 +488,7 @@ def run_benchmark(
             ``device``.
         ResultFileError: ``out`` cannot be opened for appending.
     """
-    if not timeout_scale > 0:
-        raise InvalidInputError(f"timeout_scale must be positive, got {timeout_scale}")
-    if limit is not None and limit < 0:
-        raise InvalidInputError(f"limit must be >= 0, got {limit}")
-    if method not in METHODS:
-        raise InvalidInputError(f"unknown method {method!r}: expected one of {', '.join(METHODS)}")
-    check_device(device)
+    check_run_options(timeout_scale, max_timeout, limit, method, device)
     csv_path = Path(csv_path)
     instances = read_instances(csv_path)
     if match is not None:
@@ -447,7 +499,7 @@ def run_benchmark(
     expected = read_expected(expected_path) if expected_path.is_file() else {}
     summary = BenchSummary(has_expected=bool(expected))
     runner = executor if executor is not None else make_executor("local", 1)
-    settings = _RunnerSettings(root_dir, timeout_scale, method, device, expected)
+    settings = _RunnerSettings(root_dir, timeout_scale, method, device, expected, max_timeout)
     output = _Output(out)
     bar = tqdm(
         total=len(instances),

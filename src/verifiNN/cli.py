@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from verifiNN._stdio import descriptor_1_to
-from verifiNN._version import __version__
+from verifiNN._version import SOLVER_NAME, __version__
 from verifiNN.budget import Budget
 from verifiNN.errors import (
     InvalidInputError,
@@ -57,6 +57,23 @@ __all__ = ["build_parser", "main"]
 logger = logging.getLogger("verifiNN.cli")
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+SUPPORTS_FLAGS = (
+    "onnx-opset-versions",
+    "onnx-element-types",
+    "onnx-operators",
+    "vnnlib-versions",
+    "hidden-node-theories",
+    "multiple-input-output-theories",
+    "multiple-network-theories",
+    "multiple-node-comparison-theories",
+    "arithmetic-complexity-theories",
+    "optimised-disjunctive-reasoning",
+    "serialise-assignments",
+    "unsat-proofs",
+)
+"""The capabilities of the VNN-LIB standard's ``supports`` command (its section 5.4);
+the answers come from :data:`verifiNN.solver_interface.CAPABILITIES`."""
 
 
 # ------------------------------------------------------------------ parsing
@@ -78,6 +95,13 @@ def _positive_float(text: str) -> float:
     if not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
     return value
+
+
+def _network_option(text: str) -> tuple[str, str]:
+    name, sep, path = text.partition("=")
+    if not sep or not name or not path:
+        raise argparse.ArgumentTypeError(f"expected NAME=MODEL.onnx, got {text!r}")
+    return name, path
 
 
 def _count(minimum: int) -> type:
@@ -130,17 +154,36 @@ def build_parser() -> argparse.ArgumentParser:
         description="Sound and complete robustness verification of neural networks.",
         epilog="Exit codes: 0 answered (any verdict), 2 bad input, 1 internal error.",
     )
-    parser.add_argument("--version", action="version", version=f"verifinn {__version__}")
+    parser.add_argument("--version", action="version", version=__version__)
+    parser.add_argument(
+        "--name", action="version", version=SOLVER_NAME, help="show the solver's name and exit"
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     run = commands.add_parser(
         "verify",
-        help="decide one VNN-LIB property on one ONNX model",
-        description="Decide one property. Prints the verdict (sat, unsat, unknown, timeout) "
-        "as the first line on stdout; a short summary goes to stderr.",
+        help="decide a VNN-LIB query (2.0 with --network, or MODEL.onnx PROP.vnnlib)",
+        description="Decide one query. The standard's form, verify QUERY.vnnlib --network "
+        "NAME=MODEL.onnx ..., prints the verdict (sat, unsat, unknown, timed-out) on the first "
+        "stdout line and, for sat, the assignment of every declared variable (the VNN-LIB "
+        "solver interface). The VNN-COMP form, verify MODEL.onnx PROP.vnnlib, prints sat, "
+        "unsat, unknown or timeout; --out writes its result file. A summary goes to stderr.",
     )
-    run.add_argument("model", metavar="MODEL.onnx", help="the network")
-    run.add_argument("spec", metavar="SPEC.vnnlib", help="the property (may be .vnnlib.gz)")
+    run.add_argument(
+        "files", nargs="+", metavar="QUERY|MODEL [PROP]",
+        help="a VNN-LIB 2.0 query (with --network), or an ONNX model and a property",
+    )  # fmt: skip
+    run.add_argument(
+        "--network", action="append", type=_network_option, default=[],
+        metavar="NAME=MODEL.onnx",
+        help="the model of a network the query declares (once per network that is not "
+        "equal-to another)",
+    )  # fmt: skip
+    run.add_argument(
+        "--serialise-assignments", metavar="DIR",
+        help="for sat, write each variable as DIR/NAME.pb (ONNX TensorProto) instead of "
+        "printing the assignment",
+    )  # fmt: skip
     run.add_argument(
         "--timeout",
         type=_seconds,
@@ -159,16 +202,38 @@ def build_parser() -> argparse.ArgumentParser:
     _common(run)
     run.set_defaults(handler=_cmd_verify)
 
+    supports = commands.add_parser(
+        "supports",
+        help="what verifinn can verify (the VNN-LIB solver interface's capabilities)",
+        description="Print one capability of the VNN-LIB solver interface, one item per line: "
+        "ONNX opsets, element types and operators, VNN-LIB versions and theories, "
+        "assignment serialisation, unsat proofs.",
+    )
+    which = supports.add_mutually_exclusive_group(required=True)
+    for name in SUPPORTS_FLAGS:
+        which.add_argument(f"--{name}", dest="capability", action="store_const", const=name)
+    supports.set_defaults(handler=_cmd_supports, quiet=True, verbose=False)
+
     bench = commands.add_parser(
         "bench",
-        help="answer a VNN-COMP instance list in one process",
-        description="Answer every instance of a VNN-COMP instance list (rows: onnx, vnnlib, "
-        "timeout) and print a summary; compares with expected.csv next to the list.",
+        help="answer VNN-COMP benchmark folders (or one instance list) in one process",
+        description="Answer every instance of VNN-COMP benchmark folders (each with its "
+        "*instances.csv; rows: onnx, vnnlib, timeout) into the results folder --out DIR "
+        "(results.csv, counterexample files, score.md, cactus.png); the same command resumes "
+        "an interrupted run. With one INSTANCES.csv instead, append rows to --out FILE.csv. "
+        "Answers are compared with each folder's expected.csv.",
     )
-    bench.add_argument("instances", metavar="INSTANCES.csv", help="the instance list")
+    bench.add_argument(
+        "instances", nargs="+", metavar="FOLDER|INSTANCES.csv",
+        help="benchmark folders, or one instance list",
+    )  # fmt: skip
     bench.add_argument(
         "--root", metavar="DIR", help="folder the list's paths are relative to (default: its own)"
     )
+    bench.add_argument(
+        "--max-timeout", type=_positive_float, metavar="S",
+        help="cap every instance's (scaled) time limit at S seconds",
+    )  # fmt: skip
     bench.add_argument(
         "--timeout-scale",
         type=_positive_float,
@@ -182,17 +247,54 @@ def build_parser() -> argparse.ArgumentParser:
         help="answer only instances whose model or property path contains TEXT",
     )
     bench.add_argument(
-        "--limit", type=_count(0), metavar="N", help="answer only the first N instances"
-    )
+        "--limit", type=_count(0), metavar="N",
+        help="answer only the first N instances (of each folder)",
+    )  # fmt: skip
     bench.add_argument(
-        "--out", metavar="FILE", help="append onnx,vnnlib,result,seconds rows to this CSV"
-    )
+        "--out", metavar="DIR|FILE",
+        help="the results folder (required with folders), or the CSV an instance list's "
+        "onnx,vnnlib,result,seconds rows are appended to",
+    )  # fmt: skip
     _executor_options(bench, default_workers=1)
     _common(bench)
     bench.set_defaults(handler=_cmd_bench)
+    _score_parser(commands)
     _robustness_parser(commands)
     _certify_parser(commands)
     return parser
+
+
+def _score_parser(commands) -> None:
+    score = commands.add_parser(
+        "score",
+        help="the VNN-COMP score of result folders, side by side, with a cactus plot",
+        description="Score verifinn results folders and peers' competition results.csv files "
+        "(benchmark,onnx,vnnlib,prepare_time,result,run_time) by the VNN-COMP rules: +10 per "
+        "correct sat or unsat, -150 per incorrect one (a sat whose counterexample fails an "
+        "onnxruntime check included). Prints the Markdown table; writes score.md and cactus.png.",
+    )
+    score.add_argument(
+        "runs", nargs="+", metavar="DIR|RESULTS.csv", help="results folders or results files"
+    )
+    score.add_argument(
+        "--out", metavar="DIR",
+        help="folder for score.md and cactus.png (default: the first results folder)",
+    )  # fmt: skip
+    score.add_argument(
+        "--benchmarks", action="append", default=[], metavar="DIR",
+        help="a benchmark folder, or a folder of them, for runs that do not record theirs "
+        "(expected.csv, instance lists, files); may be repeated",
+    )  # fmt: skip
+    score.add_argument(
+        "--label", action="append", default=[], metavar="NAME",
+        help="the name of each run in turn (default: its folder or file name)",
+    )  # fmt: skip
+    score.add_argument("--no-plot", action="store_true", help="do not draw cactus.png")
+    score.add_argument(
+        "-q", "--quiet", action="store_true", help="no table on stdout, no notes on stderr"
+    )
+    score.add_argument("-v", "--verbose", action="store_true", help="log each phase on stderr")
+    score.set_defaults(handler=_cmd_score)
 
 
 def _executor_options(parser: argparse.ArgumentParser, default_workers: int | None) -> None:
@@ -378,19 +480,26 @@ def _check_exists(path: str, error: type[VerifiNNError], what: str) -> None:
 
 # ------------------------------------------------------------------ commands
 def _cmd_verify(args: argparse.Namespace) -> int:
+    if args.network or len(args.files) == 1:
+        return _verify_query(args)
+    if len(args.files) != 2:
+        raise InvalidInputError("verify takes QUERY --network NAME=MODEL ..., or MODEL PROP")
+    if args.serialise_assignments is not None:
+        raise InvalidInputError("--serialise-assignments goes with a query and --network")
     budget = _command_budget(args)
+    model, prop = args.files
     if args.out is not None:
         _check_writable(args.out)
-    _check_exists(args.model, ModelLoadError, "ONNX file")
-    _check_exists(args.spec, SpecError, "VNN-LIB file")
+    _check_exists(model, ModelLoadError, "ONNX file")
+    _check_exists(prop, SpecError, "VNN-LIB file")
     from verifiNN.io import load_onnx, load_vnnlib, vnncomp_word, write_result
     from verifiNN.results import Verdict
     from verifiNN.verifiers import verify
 
     _set_threads(args.threads)
     with _stdout_to_stderr():
-        network = load_onnx(args.model)
-        spec = load_vnnlib(args.spec, network)
+        network = load_onnx(model)
+        spec = load_vnnlib(prop, network)
         result = verify(
             network,
             spec,
@@ -405,22 +514,112 @@ def _cmd_verify(args: argparse.Namespace) -> int:
             write_result(args.out, result.verdict, result.counterexample if sat else None)
     print(vnncomp_word(result.verdict), flush=True)
     if not args.quiet:
-        phases = ", ".join(f"{k} {v:.2f} s" for k, v in result.statistics["phases"].items())
-        print(
-            f"{vnncomp_word(result.verdict)} by {result.method} in {budget.elapsed():.2f} s"
-            + (f" ({phases})" if phases else ""),
-            file=sys.stderr,
-        )
+        _summary(vnncomp_word(result.verdict), result.method, budget, result.statistics)
+    return EXIT_OK
+
+
+def _summary(word: str, method: str, budget: Budget, statistics: dict) -> None:
+    phases = ", ".join(f"{k} {v:.2f} s" for k, v in statistics.get("phases", {}).items())
+    print(
+        f"{word} by {method} in {budget.elapsed():.2f} s" + (f" ({phases})" if phases else ""),
+        file=sys.stderr,
+    )
+
+
+def _verify_query(args: argparse.Namespace) -> int:
+    """The VNN-LIB solver interface's ``verify`` (see :mod:`verifiNN.solver_interface`)."""
+    budget = _command_budget(args)
+    if len(args.files) != 1:
+        raise InvalidInputError("with --network, verify takes one query file")
+    if args.out is not None or args.sound_fp:
+        raise InvalidInputError("--out and --sound-fp go with the MODEL PROP form")
+    (path,) = args.files
+    _check_exists(path, SpecError, "VNN-LIB file")
+    networks: dict[str, str] = {}
+    for name, model in args.network:
+        if name in networks:
+            raise InvalidInputError(f"--network {name} is given twice")
+        _check_exists(model, ModelLoadError, "ONNX file")
+        networks[name] = model
+    if args.serialise_assignments is not None and os.path.isfile(args.serialise_assignments):
+        raise ResultFileError(f"{args.serialise_assignments}: a file, not a folder")
+    from verifiNN.io.query import load_query
+    from verifiNN.results import Verdict
+    from verifiNN.solver_interface import result_text, serialise_assignment, verdict_line
+    from verifiNN.verifiers.queries import verify_query
+
+    _set_threads(args.threads)
+    with _stdout_to_stderr():
+        query = load_query(path, networks)
+        result = verify_query(
+            query, timeout=budget.timeout(), method=args.method, device=args.device,
+            seed=args.seed,
+        )  # fmt: skip
+        serialise = args.serialise_assignments is not None and result.verdict is Verdict.SAT
+        if serialise and result.assignment:
+            serialise_assignment(result.assignment, args.serialise_assignments)
+    sys.stdout.write(result_text(result, with_assignment=not serialise))
+    sys.stdout.flush()
+    if not args.quiet:
+        _summary(verdict_line(result.verdict), result.method, budget, result.statistics)
+        if result.reason:
+            print(f"verifinn: {result.reason}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _cmd_supports(args: argparse.Namespace) -> int:
+    from verifiNN.solver_interface import CAPABILITIES
+
+    sys.stdout.write("".join(f"{line}\n" for line in CAPABILITIES[args.capability]()))
     return EXIT_OK
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
+    paths = args.instances
+    if len(paths) == 1 and not os.path.isdir(paths[0]):
+        return _bench_list(args)
+    for path in paths:
+        if not os.path.isdir(path):
+            raise InvalidInputError(f"{path}: not a benchmark folder (a list goes alone)")
+    if args.out is None or os.path.isfile(args.out):
+        raise InvalidInputError("benchmark folders need --out DIR, a results folder")
+    if args.root is not None:
+        raise InvalidInputError("--root goes with an instance list, not with benchmark folders")
+    from verifiNN.scoreboard import to_markdown, write_report
+    from verifiNN.scoring import read_run, score_runs
+    from verifiNN.suite import run_suite
+
+    _set_threads(args.threads)
+    with _stdout_to_stderr():
+        try:
+            summary = run_suite(
+                paths, args.out, timeout_scale=args.timeout_scale, max_timeout=args.max_timeout,
+                method=args.method, device=args.device, match=args.match, limit=args.limit,
+                executor=make_executor(args.backend, args.workers, args.address),
+                progress=not args.quiet, lines=not args.quiet,
+            )  # fmt: skip
+        except KeyboardInterrupt:
+            print(f"verifinn: interrupted; the finished instances are kept in {args.out}: "
+                  "run the same command again to resume", file=sys.stderr)  # fmt: skip
+            return EXIT_INTERRUPTED
+        report = score_runs([read_run(args.out)])
+        written = write_report(report, args.out)
+    print(summary.format() + "\n\n" + to_markdown(report), end="", flush=True)
+    if not args.quiet:
+        print(f"verifinn: wrote {', '.join(map(str, written))}", file=sys.stderr)
+    if summary.wrong:
+        print(f"verifinn: {len(summary.wrong)} WRONG answer(s) against expected.csv (listed above)",
+              file=sys.stderr)  # fmt: skip
+    return _internal_errors(summary.internal_errors)
+
+
+def _bench_list(args: argparse.Namespace) -> int:
     from verifiNN.bench import run_benchmark
 
     _set_threads(args.threads)
     with _stdout_to_stderr():
         summary = run_benchmark(
-            args.instances,
+            args.instances[0],
             root=args.root,
             timeout_scale=args.timeout_scale,
             limit=args.limit,
@@ -430,15 +629,44 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             progress=not args.quiet,
             device=args.device,
             executor=make_executor(args.backend, args.workers, args.address),
+            max_timeout=args.max_timeout,
         )
     print(summary.format(), flush=True)
-    if summary.internal_errors:
+    return _internal_errors(summary.internal_errors)
+
+
+def _internal_errors(failed: list) -> int:
+    if failed:
         print(
-            f"verifinn: {len(summary.internal_errors)} instance(s) failed by an internal error "
-            "(tracebacks above)",
+            f"verifinn: {len(failed)} instance(s) failed by an internal error (tracebacks above)",
             file=sys.stderr,
         )
         return EXIT_INTERNAL
+    return EXIT_OK
+
+
+def _cmd_score(args: argparse.Namespace) -> int:
+    if len(args.label) > len(args.runs):
+        raise InvalidInputError(f"{len(args.label)} labels for {len(args.runs)} runs")
+    out = args.out or next((p for p in args.runs if os.path.isdir(p)), None)
+    if out is None:
+        raise InvalidInputError("no results folder among the runs: say where with --out DIR")
+    if not os.path.isdir(out):
+        raise ResultFileError(f"{out}: no such folder")
+    from verifiNN.scoreboard import to_markdown, write_report
+    from verifiNN.scoring import read_run, score_runs
+
+    labels = args.label + [None] * (len(args.runs) - len(args.label))
+    with _stdout_to_stderr():
+        runs = [read_run(path, label) for path, label in zip(args.runs, labels)]
+        names = [r.name for r in runs]
+        if len(set(names)) < len(names):
+            raise InvalidInputError(f"two runs are named alike ({', '.join(names)}): use --label")
+        report = score_runs(runs, args.benchmarks)
+        written = write_report(report, out, plot=not args.no_plot)
+    if not args.quiet:
+        print(to_markdown(report), end="", flush=True)
+        print(f"verifinn: wrote {', '.join(map(str, written))}", file=sys.stderr)
     return EXIT_OK
 
 

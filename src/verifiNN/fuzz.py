@@ -65,11 +65,13 @@ from verifiNN.ops import (
     Identity,
     LeakyReLU,
     MaxPool2d,
+    Mul,
     Op,
     Pad,
     ReLU,
     Reshape,
     Sigmoid,
+    Slice,
     Tanh,
     as_tensor,
 )
@@ -236,9 +238,15 @@ def _dag(rng: np.random.Generator) -> Network:
     skip = first if rng.random() < 0.5 else graph.add(_dense(rng, n_in, width), "input")
     summed = graph.add(Add(), second, skip)
     top = graph.add(_activation(rng), summed)
+    if rng.random() < 0.3:
+        top = graph.add(Mul(), top, act)  # a product of two nodes
     if rng.random() < 0.5:
         top = graph.add(Concat(0), top, act)
         width *= 2
+    if rng.random() < 0.3:
+        start, step = int(rng.integers(0, width - 1)), int(rng.integers(1, 3))
+        top = graph.add(Slice(0, start, width, step), top)
+        width = len(range(start, width, step))
     graph.add(_dense(rng, width, int(rng.integers(1, 4))), top)
     return Network.from_graph((n_in,), graph.nodes)
 

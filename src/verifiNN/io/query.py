@@ -32,10 +32,12 @@ network's outputs.
   records how to evaluate its output with onnxruntime from the original
   models, so every counterexample is re-run on them.
 
-Element types: the engines analyse the query in real arithmetic; float types
-(``float32``, ``float64``, ``float16``, ``real``) are accepted, and a
-counterexample is confirmed in the model's own precision by onnxruntime.
-Integer or boolean variables, and constructs the engines cannot model, raise
+Element types: a variable declared ``real`` is analysed in real arithmetic
+(the standard's consent to that); a float type (``float16``, ``bfloat16``,
+``float32``, ``float64``) must match the model's tensor, and the query records
+its least precise one as :attr:`Query.float_format`, so the front door can
+account for rounding (:mod:`verifiNN.bounds.float_error`). Integer or boolean
+variables, and constructs the engines cannot model, raise
 :class:`~verifiNN.errors.SpecError` naming them and their line.
 """
 
@@ -52,10 +54,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
 import vnnlib
 
 from verifiNN.errors import InvalidInputError, SpecError
 from verifiNN.io.files import read_bytes
+from verifiNN.io.onnx.graph import FLOAT_TYPES as MODEL_FLOAT_TYPES
 from verifiNN.io.onnx.graph import Data, GraphBuilder
 from verifiNN.io.onnx.loader import OnnxModel, convert_into, read_model
 from verifiNN.models.network import ModelOrigin, Network, OnnxPart
@@ -66,6 +70,8 @@ from verifiNN.specs import Box, Case, HalfSpaces, Specification
 __all__ = [
     "FLOAT_TYPES",
     "MAX_DNF_TERMS",
+    "MODEL_ELEMENT_TYPES",
+    "THEORIES",
     "Query",
     "Variable",
     "is_vnnlib2",
@@ -78,7 +84,32 @@ MAX_DNF_TERMS = 100_000
 """Most terms the disjunctive normal form of a query may have."""
 
 FLOAT_TYPES = ("float16", "float32", "float64", "bfloat16", "real")
-"""Element types of the variables a query may declare (analysed as reals)."""
+"""Element types of the variables a query may declare."""
+
+_PRECISION = ("real", "float64", "float32", "bfloat16", "float16")  # most precise first
+_ONNX_TYPES = {
+    onnx.TensorProto.FLOAT: "float32",
+    onnx.TensorProto.DOUBLE: "float64",
+    onnx.TensorProto.FLOAT16: "float16",
+    onnx.TensorProto.BFLOAT16: "bfloat16",
+}
+MODEL_ELEMENT_TYPES = tuple(sorted(_ONNX_TYPES[t] for t in MODEL_FLOAT_TYPES))
+"""VNN-LIB names of the model element types the ONNX loader accepts."""
+
+THEORIES: dict[str, tuple[str, ...]] = {
+    # hidden variables: declare-hidden, matched to named ONNX tensors (_match, convert_into)
+    "hidden-node": ("NH", "H"),
+    # several declared inputs and outputs per network (_Layout, OnnxPart feeds)
+    "multiple-input-output": ("SIO", "MIO"),
+    # several networks, equal-to (shared model) and isomorphic-to (own model) (_models)
+    "multiple-network": ("SNET", "MNET", "MENET", "MINET"),
+    # comparisons between variables of different nodes/networks (rows over all values)
+    "multiple-node-comparison": ("SNC", "MNC"),
+    # constant bounds, output comparisons, linear and polynomial arithmetic (_Compiler)
+    "arithmetic-complexity": ("BND", "OUTC", "LIN", "POLY"),
+}
+"""The VNN-LIB 2.0 theories (the standard's section 4.1) this module compiles, per
+``supports --<name>-theories`` capability."""
 
 _TYPE_NAMES = {"Real": "real", "F16": "float16", "F32": "float32", "F64": "float64",
                "BF16": "bfloat16"}  # fmt: skip
@@ -126,6 +157,12 @@ class Query:
         locations: variable name -> ``('input', start)`` (in the network input)
             or ``('output', start)`` (in the network output).
         path: the query file.
+        graph: ``network`` before :func:`~verifiNN.models.passes.simplify`, node
+            for node as the model files wrote it (what a float runtime computes).
+        exact_nodes: nodes of ``graph`` the query itself adds (products of
+            declared variables), evaluated in real arithmetic.
+        float_format: the least precise float element type the query declares
+            (``'float32'``, ...), or ``None`` when every variable is ``real``.
     """
 
     network: Network
@@ -133,11 +170,17 @@ class Query:
     variables: tuple[Variable, ...]
     locations: Mapping[str, tuple[str, int]]
     path: str
+    graph: Network | None = None
+    exact_nodes: frozenset[str] = frozenset()
+    float_format: str | None = None
 
-    def assignment(self, x: Any) -> list[tuple[Variable, np.ndarray]]:
-        """Every variable's value at input ``x`` (a plain float64 forward pass)."""
+    def assignment(self, x: Any, y: Any = None) -> list[tuple[Variable, np.ndarray]]:
+        """Every variable's value at input ``x``, read from the network output ``y``
+        (default: a plain float64 forward pass at ``x``)."""
         x = np.asarray(x, np.float64).ravel()
-        y = np.asarray(self.network.get_output(x), np.float64).ravel()
+        if y is None:
+            y = self.network.get_output(x)
+        y = np.asarray(y, np.float64).ravel()
         values = []
         for variable in self.variables:
             space, start = self.locations[variable.name]
@@ -454,6 +497,12 @@ def _match(model: OnnxModel, variables: list[Variable], kind: str, net: str) -> 
             f"{len(tensors)} ({[t.name for t in tensors]})"
         )
     for v, t in zip(mine, tensors):
+        model_type = _ONNX_TYPES.get(t.elem_type, onnx.TensorProto.DataType.Name(t.elem_type))
+        if v.dtype != "real" and v.dtype != model_type:
+            raise SpecError(
+                f"{kind} {v.name} of network {net} is declared {v.dtype}, but the model's "
+                f"{t.name!r} is {model_type} (declare it real to analyse it in real arithmetic)"
+            )
         if kind == "input" and math.prod(t.full) != v.size:
             raise SpecError(
                 f"input {v.name} of network {net} has shape {list(v.shape)}, but the "
@@ -463,7 +512,8 @@ def _match(model: OnnxModel, variables: list[Variable], kind: str, net: str) -> 
 
 
 def _build(declared, models, layout: _Layout, compiler: _Compiler, source: str):
-    """The query's network and its origin (see the module docstring)."""
+    """The query's network (simplified, with its origin), the same graph unsimplified,
+    and the names of the nodes that multiply declared variables (see the module docstring)."""
     builder = GraphBuilder("X", (max(layout.n_in, 1),), source)
     value_nodes, parts = [], []
     for net, variables in declared:
@@ -499,6 +549,7 @@ def _build(declared, models, layout: _Layout, compiler: _Compiler, source: str):
         terms += [(layout.n_values + i,) for i in range(layout.n_in)]
     values = builder.add(Concat(0), value_nodes, "values", "values") if len(value_nodes) > 1 \
         else value_nodes[0]  # fmt: skip
+    products = set()
     for monomial in compiler.monomials:
         factors = []
         for space, index in monomial:
@@ -507,12 +558,13 @@ def _build(declared, models, layout: _Layout, compiler: _Compiler, source: str):
         node = factors[0]
         for other in factors[1:]:
             node = builder.add(Mul(), [node, other], "monomial", "monomial")
+            products.add(node)
         columns.append(node)
         terms.append(tuple((layout.n_values + i) if s == _INPUT else i for s, i in monomial))
     output = builder.add(Concat(0), columns, "query", "query") if len(columns) > 1 else columns[0]
     network = Network.from_graph(builder.shapes["X"], builder.nodes, output, "argmax", "X")
     origin = ModelOrigin(source, None, None, tuple(parts), tuple(terms))
-    return simplify(network).with_origin(origin)
+    return simplify(network).with_origin(origin), network, frozenset(products)
 
 
 def load_query(path: str | os.PathLike, networks: Mapping[str, str | os.PathLike]) -> Query:
@@ -542,7 +594,7 @@ def load_query(path: str | os.PathLike, networks: Mapping[str, str | os.PathLike
     cases, n_out, compiler = _compile_spec(query, layout, path)
     models = _models(declared, networks)
     try:
-        network = _build(declared, models, layout, compiler, path)
+        network, graph, products = _build(declared, models, layout, compiler, path)
     except SpecError as exc:
         raise SpecError(str(exc), path=path) from None
     name = Path(path).name.removesuffix(".gz").removesuffix(".vnnlib")
@@ -553,7 +605,12 @@ def load_query(path: str | os.PathLike, networks: Mapping[str, str | os.PathLike
         name: (_INPUT if space == _INPUT else "output", start)
         for name, (space, start, _) in layout.entries.items()
     }
-    return Query(network, spec, variables, locations, path)
+    declared_types = {v.dtype for v in variables}
+    float_format = max(declared_types, key=_PRECISION.index)
+    return Query(
+        network, spec, variables, locations, path, graph, products,
+        None if float_format == "real" else float_format,
+    )  # fmt: skip
 
 
 def query_spec(text: str, path: str | None, network: Network | None = None) -> Specification:

@@ -46,10 +46,14 @@ from verifiNN.io.files import read_bytes
 from verifiNN.io.query import is_vnnlib2, query_spec
 from verifiNN.specs import Box, Case, HalfSpaces, Specification
 
-__all__ = ["MAX_DNF_TERMS", "load_vnnlib", "parse_vnnlib"]
+__all__ = ["MAX_DNF_TERMS", "VNNLIB_VERSIONS", "load_vnnlib", "parse_vnnlib"]
 
 #: Largest number of DNF terms an expansion may produce before giving up.
 MAX_DNF_TERMS = 100_000
+
+VNNLIB_VERSIONS = ("1.0", "2.0")
+"""The VNN-LIB versions read: 1.0 by this module's parser, 2.0 by the standard's
+(:mod:`verifiNN.io.query`)."""
 
 _NUM = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
 _NUM_RE = re.compile(_NUM + r"\Z")

@@ -39,7 +39,7 @@ tensors,
 transposes that move data, several model inputs or outputs.
 """
 
-from verifiNN.io.onnx.converters import supported_ops
+from verifiNN.io.onnx.converters import constant_only_ops, supported_ops
 from verifiNN.io.onnx.graph import MAX_OPSET, MIN_OPSET, sample_shape
 from verifiNN.io.onnx.loader import MAX_MODEL_BYTES, load_onnx, onnx_to_network
 
@@ -47,6 +47,7 @@ __all__ = [
     "MAX_MODEL_BYTES",
     "MAX_OPSET",
     "MIN_OPSET",
+    "constant_only_ops",
     "load_onnx",
     "onnx_to_network",
     "sample_shape",

@@ -463,6 +463,15 @@ def supported_ops() -> tuple[str, ...]:
     return tuple(sorted(set(CONVERTERS) | set(FOLDERS)))
 
 
+_CONSTANT_BY_NATURE = frozenset({"Constant", "ConstantOfShape", "Shape", "Size", "Range"})
+
+
+def constant_only_ops() -> tuple[str, ...]:
+    """The supported operator types folded when their inputs are constants but not
+    converted when they act on data (``Slice`` of a weight works, of an activation not)."""
+    return tuple(sorted(set(FOLDERS) - set(CONVERTERS) - _CONSTANT_BY_NATURE))
+
+
 # ---------------------------------------------------------- static validation
 def _attribute_problems(node: onnx.NodeProto, opset: int) -> list[str]:
     """Attribute values that no input shape could make supported."""
