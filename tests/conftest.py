@@ -49,6 +49,25 @@ def random_mlp_params(
     return weights, biases
 
 
+def save_onnx(path: Path, nodes, inputs, outputs, inits=(), elem: int = 1) -> Path:
+    """Write a one-graph ONNX model (opset 17): ``inputs``/``outputs`` are ``(name, shape)``,
+    ``inits`` ``(name, values)`` float32 initializers, ``elem`` the tensors' element type
+    (``onnx.TensorProto.FLOAT`` by default)."""
+    from onnx import helper, numpy_helper
+
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info(n, elem, s) for n, s in inputs],
+        [helper.make_tensor_value_info(n, elem, s) for n, s in outputs],
+        [numpy_helper.from_array(np.asarray(v, np.float32), name=k) for k, v in inits],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path.write_bytes(model.SerializeToString())
+    return path
+
+
 def ticking_budget(reads: int):
     """A :class:`~verifiNN.budget.Budget` that runs out after its clock is read
     ``reads`` times: time limits tested by counting, never by the wall clock."""

@@ -345,17 +345,38 @@ def test_benchmark_test_instances(benchmark_data, capfd, tmp_path):
             assert spec.is_violated_by(x, onnx_forward(folder / onnx_name, x), tol=1e-5)
 
 
-def test_vnncomp_scripts(files, tmp_path):
+@pytest.mark.parametrize("named", ["plain", "gz", "gz-named-plain"])
+def test_vnncomp_scripts(files, tmp_path, named):
+    # the competition ships model.onnx.gz and names it model.onnx in instances.csv
     scripts = Path(__file__).resolve().parents[1] / "vnncomp"
+    model, spec = files["model"], files["sat"]
+    if named != "plain":
+        for path in (model, spec):
+            gz = tmp_path / (path.name + ".gz")
+            gz.write_bytes(gzip.compress(path.read_bytes()))
+        model, spec = tmp_path / (model.name + ".gz"), tmp_path / (spec.name + ".gz")
+        if named == "gz-named-plain":
+            model, spec = model.with_suffix(""), spec.with_suffix("")
     prepare = [str(scripts / "prepare_instance.sh"), "v1", "test"]
-    model, spec = str(files["model"]), str(files["unsat"])
-    assert subprocess.run([*prepare, model, spec], capture_output=True).returncode == 0
-    assert subprocess.run([*prepare, "missing.onnx", spec], capture_output=True).returncode != 0
+    done = subprocess.run([*prepare, str(model), str(spec)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert subprocess.run([*prepare, "missing.onnx", str(spec)], capture_output=True).returncode
     out = tmp_path / "result.txt"
-    run = [str(scripts / "run_instance.sh"), "v1", "test", model, spec, str(out), "30"]
+    run = [str(scripts / "run_instance.sh"), "v1", "test", str(model), str(spec), str(out), "30"]
     proc = subprocess.run(run, capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr
-    assert read_result(out)[0] is Verdict.UNSAT
+    verdict, x, _ = read_result(out)
+    assert verdict is Verdict.SAT
+    assert load_vnnlib(files["sat"]).is_violated_by(x, onnx_forward(files["model"], x))
+
+
+@pytest.mark.slow
+def test_install_tool_installs_a_working_verifinn():
+    script = Path(__file__).resolve().parents[1] / "vnncomp" / "install_tool.sh"
+    assert subprocess.run([str(script)], capture_output=True).returncode != 0  # no "v1"
+    proc = subprocess.run([str(script), "v1"], capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr
+    assert "installed verifiNN" in proc.stderr
 
 
 # ----------------------------------------------------------------- robustness

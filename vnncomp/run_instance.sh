@@ -3,6 +3,7 @@
 #
 # Runs `verifinn verify` on one instance within TIMEOUT seconds and writes the
 # result file (sat / unsat / unknown / timeout; a counterexample after sat).
+# ONNX and VNNLIB may be gzipped, or named without the .gz of the file present.
 # Exit 0 when verifinn answered (whatever the verdict); its non-zero exit code
 # (2: bad input, 1: internal error) otherwise, with an `error` result file.
 # Extra options for verifinn (e.g. --device cuda) can be passed in the
