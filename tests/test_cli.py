@@ -153,11 +153,11 @@ def test_no_solver_banner_leaks_while_the_command_guards_stdout():
     stays the first stdout line); the banner must not reach either stream."""
     script = (
         "import numpy as np, scipy.sparse as sp\n"
-        "from verifiNN.cli import _stdout_to_stderr\n"
+        "from verifiNN.cli.options import stdout_to_stderr\n"
         "from verifiNN.solvers.highs import HighsModel, LinearProgram\n"
         "lp = LinearProgram(np.ones(1), sp.csr_matrix(np.ones((1, 1))), np.zeros(1),"
         " np.ones(1), np.zeros(1), np.ones(1))\n"
-        "with _stdout_to_stderr():\n"
+        "with stdout_to_stderr():\n"
         "    HighsModel(lp, 1).solve()\n"
         "print('done')\n"
     )
