@@ -272,3 +272,19 @@ def test_budget_unlimited_and_invalid():
     for bad in (-1.0, float("nan"), "soon"):
         with pytest.raises(InvalidInputError):
             Budget.start(bad)
+
+
+@pytest.mark.parametrize("x0", [0.3, 0.1, 0.7, 0.123456789])
+def test_boundary_counterexamples_lie_inside_the_ball_exactly(x0):
+    # unsafe exactly when x >= x0 + eps (float64 sum), the ball's edge: any counterexample
+    # reported must be within eps of x0 *as computed*, never 4e-17 beyond it
+    eps = 0.05
+    edge = x0 + eps
+    network = Network([np.array([[-1.0], [0.0]])], [np.array([edge, 0.0])])  # y0 = edge - x
+    spec = Specification((Case(LpBall([x0], eps), HalfSpaces([[1.0, -1.0]], [0.0])),))
+    result = verify(network, spec, timeout=10)
+    assert result.verdict in (Verdict.SAT, Verdict.UNKNOWN, Verdict.TIMEOUT)
+    if result.verdict is Verdict.SAT:
+        x, y = result.counterexample
+        assert abs(x[0] - x0) <= eps and y[0] <= y[1]
+        assert spec.cases[0].input_region.contains(x, tol=0.0)

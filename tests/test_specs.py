@@ -346,3 +346,28 @@ def test_robustness_spec_matches_mnist_vnnlib(bench: Path, name: str) -> None:
         return {(h.C.tobytes(), h.d.tobytes()) for h in s.cases[0].unsafe}
 
     assert len(as_set(spec)) == 9 and as_set(spec) == as_set(file_spec)
+
+
+# ------------------------------------------------------------------ exact projection
+@settings(max_examples=200, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    norm=st.sampled_from(["inf", "1", "2"]),
+    eps=st.sampled_from([0.05, 0.1, 1 / 3, 1e-7, 2.5]),
+    domain=st.booleans(),
+)
+def test_projection_lands_inside_exactly(seed, norm, eps, domain):
+    # the user's case: x_0 + eps may sit 4e-17 beyond eps from x_0 in float64
+    rng = np.random.default_rng(seed)
+    center = rng.uniform(0.05, 0.95, 6)
+    lower, upper = (0.0, 1.0) if domain else (None, None)
+    ball = LpBall(center, eps, norm, lower, upper)
+    for x in (center + eps * rng.choice([-1.0, 1.0], 6), center + rng.normal(0, eps, 6)):
+        p = ball.project(x)
+        assert ball.contains(p, tol=0.0)
+        assert np.linalg.norm(p - center, ball.ord) <= eps
+        if ball.contains(x, tol=0.0):
+            assert np.allclose(p, x, rtol=0, atol=1e-12)  # a point inside barely moves
+    box = Box(center - eps, center + eps)
+    x = center + 2 * eps * rng.normal(size=6)
+    assert box.contains(box.project(x), tol=0.0)

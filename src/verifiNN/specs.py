@@ -197,6 +197,10 @@ class Box(_ArrayRecord):
         """Return whether the flattened ``x`` lies in the box, up to ``tol``."""
         return bool(self.contains_batch(np.ravel(x), tol)[0])
 
+    def project(self, x: Any) -> np.ndarray:
+        """The nearest point of the box to ``x`` (flat float64): ``contains(p, tol=0)`` holds."""
+        return np.clip(np.asarray(x, np.float64).ravel(), self.lower, self.upper)
+
     def __repr__(self) -> str:
         return f"Box(size={self.size}, lower={_short(self.lower)}, upper={_short(self.upper)})"
 
@@ -278,6 +282,36 @@ class LpBall(_ArrayRecord):
     def contains(self, x: Any, tol: float = INPUT_TOL) -> bool:
         """Return whether the flattened ``x`` lies in the region, up to ``tol``."""
         return bool(self.contains_batch(np.ravel(x), tol)[0])
+
+    def project(self, x: Any) -> np.ndarray:
+        """A point of the region near ``x`` (flat float64), inside *exactly*: the distance to
+        the centre, as computed in float64, is at most ``epsilon`` (``contains(p, tol=0)``).
+
+        ``x`` is clipped to the domain box, then pulled towards the centre (coordinates
+        past the radius for the inf-norm, a rescaling for the 1- and 2-norms), then the
+        last float64 roundings are undone one step at a time. When the centre itself
+        lies outside the domain (within the constructor's tolerance), the result may
+        still miss the region; callers check ``contains(p, tol=0)``.
+        """
+        p = np.asarray(x, np.float64).ravel().copy()
+        lower = -np.inf if self.lower is None else self.lower
+        upper = np.inf if self.upper is None else self.upper
+        p = np.clip(p, lower, upper)
+        c, eps = self.center, self.epsilon
+        if self.norm == "inf":
+            p = np.clip(p, c - eps, c + eps)
+            for _ in range(4):  # c + eps may round past eps from c: step back inside
+                far = np.abs(p - c) > eps
+                if not far.any():
+                    break
+                p[far] = np.nextafter(p[far], c[far])
+        else:
+            for k in range(48):  # the roundings of c + t (p - c) can exceed eps's own scale
+                dist = float(np.linalg.norm(p - c, self.ord))
+                if dist <= eps:
+                    break
+                p = c + (p - c) * (eps / dist) * (1 - 2.0 ** (k - 50))
+        return np.clip(p, lower, upper)
 
     def __repr__(self) -> str:
         text = f"LpBall(center={_short(self.center)}, epsilon={self.epsilon!r}, norm={self.norm!r}"

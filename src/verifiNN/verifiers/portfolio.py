@@ -170,23 +170,42 @@ class _Query:
 
 # ---------------------------------------------------------------- engines
 def _confirm(query: _Query, x: Any, engine: str) -> tuple[np.ndarray, np.ndarray] | None:
-    """Return ``(x, y)`` when a float64 forward pass confirms ``x`` violates the spec
-    (and onnxruntime agrees on the original model, when it came from ONNX), else ``None``."""
+    """Return ``(x, y)`` when a float64 forward pass confirms that ``x``, moved *exactly*
+    into the input region it lies in up to rounding (:meth:`Box.project`,
+    :meth:`LpBall.project`), violates the spec, and onnxruntime agrees on the original
+    model when it came from ONNX; else ``None``."""
     if x is None:
         return None
     x = np.asarray(x, dtype=np.float64).ravel()
     if x.size == query.spec.num_inputs and np.all(np.isfinite(x)):
-        y = np.asarray(query.network.get_output(x), dtype=np.float64).ravel()
-        if np.all(np.isfinite(y)) and query.spec.is_violated_by(x, y):
-            y_ort = onnxruntime_output(query.network, x)
-            if y_ort is None or query.spec.is_violated_by(x, y_ort):
-                return x.copy(), y
+        for point in _region_points(query.spec, x):
+            y = np.asarray(query.network.get_output(point), dtype=np.float64).ravel()
+            if not (np.all(np.isfinite(y)) and query.spec.is_violated_by(point, y, input_tol=0.0)):
+                continue
+            y_ort = onnxruntime_output(query.network, point)
+            if y_ort is None or query.spec.is_violated_by(point, y_ort, input_tol=0.0):
+                return point, y
             query.rejected += 1
             logger.warning("%s: onnxruntime does not confirm the counterexample; ignored", engine)
             return None
     query.rejected += 1
     logger.warning("%s reported a counterexample that a forward pass rejects; ignored", engine)
     return None
+
+
+def _region_points(spec: Specification, x: np.ndarray) -> list[np.ndarray]:
+    """``x`` projected into each case's input region that holds it up to rounding,
+    kept where the projection lies in the region exactly (no tolerance)."""
+    points: list[np.ndarray] = []
+    for case in spec.cases:
+        region = case.input_region
+        if region.contains(x):
+            point = region.project(x)
+            if region.contains(point, tol=0.0) and not any(
+                np.array_equal(point, p) for p in points
+            ):
+                points.append(point)
+    return points
 
 
 # ---------------------------------------------------------------- phases
