@@ -24,7 +24,10 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src" / "verifiNN"
 
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("kernel", ("_version", "_stdio", "errors", "results", "budget", "executors", "methods")),
+    (
+        "kernel",
+        ("_version", "_stdio", "errors", "results", "budget", "memory", "executors", "methods"),
+    ),
     ("ir", ("ops", "models", "specs", "regions")),
     ("io", ("io",)),
     ("engines", ("bounds", "solvers")),

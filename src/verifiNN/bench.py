@@ -91,7 +91,8 @@ class InstanceResult:
             ``timeout``, ``error``).
         seconds: wall time, loading included.
         expected: the expected answer from ``expected.csv``, if any.
-        message: why the instance failed, for ``error``.
+        message: why the instance failed, for ``error``; why it stayed undecided, for an
+            ``unknown`` with a reason (a phase that did not fit in memory).
         internal: whether the failure was an internal error (a bug) rather
             than a bad input file.
         benchmark: the benchmark (folder) name, in a suite run.
@@ -317,8 +318,9 @@ class InstanceRunner:
             result = verify(
                 network, spec, method=self.method, timeout=budget.remaining(), device=self.device
             )
-            sat = result.verdict is Verdict.SAT
-            return vnncomp_word(result.verdict), None, False, result.counterexample if sat else None
+            example = result.counterexample if result.verdict is Verdict.SAT else None
+            reason = result.statistics.get("reason")  # e.g. a phase that did not fit in memory
+            return vnncomp_word(result.verdict), reason, False, example
         except (VerifiNNError, OSError) as exc:
             logger.warning("%s %s: %s", instance.onnx, instance.vnnlib, exc)
             return vnncomp_word(Verdict.ERROR), str(exc), False, None

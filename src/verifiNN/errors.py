@@ -16,6 +16,7 @@ __all__ = [
     "InvalidInputError",
     "InvalidNetworkError",
     "ModelLoadError",
+    "ResourceLimitError",
     "ResultFileError",
     "SolverError",
     "SpecError",
@@ -83,6 +84,11 @@ class SpecError(VerifiNNError, ValueError):
 
 class ResultFileError(VerifiNNError, OSError):
     """A result file cannot be written or read (unwritable path, disk full, bad format)."""
+
+
+class ResourceLimitError(VerifiNNError, MemoryError):
+    """A computation would need more memory than the machine can give it: the answer is
+    ``unknown`` with this reason, never a crash."""
 
 
 class SolverError(VerifiNNError, RuntimeError):

@@ -32,6 +32,7 @@ from verifiNN.bounds.graph import BoundGraph, RelaxFn
 from verifiNN.bounds.relaxations import RELAXATIONS, input_bounds
 from verifiNN.bounds.types import AlphaOptions, Interval
 from verifiNN.budget import Budget
+from verifiNN.memory import allowance
 from verifiNN.models.network import Node
 from verifiNN.regions import BoxBatch, RegionBatch
 
@@ -115,6 +116,35 @@ def _starts(
     return starts
 
 
+def _pass_bytes(graph: BoundGraph, start: str, batch: int, rows: int, itemsize: int) -> int:
+    """Memory of one optimised pass from ``start``: per row and region, the slopes with
+    their gradient and Adam moments, and the coefficients autograd keeps, at every node
+    the pass crosses (an estimate: ``6`` values per crossed neuron)."""
+    crossed = sum(int(torch.Size(graph.shapes[a]).numel()) for a in graph.ancestors[start])
+    inputs = int(torch.Size(graph.shapes[graph.input_name]).numel())
+    return batch * rows * (6 * crossed + inputs) * itemsize
+
+
+def _affordable_starts(
+    graph: BoundGraph,
+    starts: list[tuple[Node, Tensor]],
+    batch: int,
+    rows: int,
+    itemsize: int,
+) -> list[tuple[Node, Tensor]] | None:
+    """``starts`` when the whole optimisation fits the memory allowance; else no
+    intermediate starts if the final pass alone fits; else ``None`` (no optimisation)."""
+    limit = allowance()
+    final = _pass_bytes(graph, graph.output_name, batch, rows, itemsize)
+    total = final + sum(
+        _pass_bytes(graph, node.name, batch, 2 * int(index.shape[1]), itemsize)
+        for node, index in starts
+    )
+    if total <= limit:
+        return starts
+    return [] if final <= limit else None
+
+
 def _scatter(interval: Interval, index: Tensor, low: Tensor, high: Tensor) -> Interval:
     """``interval`` with neurons ``index`` (``(B, K)``) tightened to ``[low, high]``."""
     lower = interval.lower.flatten(1)
@@ -185,6 +215,12 @@ def alpha_crown(
         return best, best_bounds, {"iterations": 0}
     adaptive = options.crown.adaptive_relu
     starts = _starts(graph, input_set, bounds, given) if options.optimize_intermediate else []
+    affordable = _affordable_starts(
+        graph, starts, input_set.batch, int(C.shape[1]), crown_lower.element_size()
+    )
+    if affordable is None:  # even the final pass's slopes do not fit: CROWN's bound stands
+        return best, best_bounds, {"iterations": 0, "memory_skipped": 1.0}
+    starts = affordable
     params = {
         node.name: _init_params(graph, bounds, node.name, 2 * int(index.shape[1]), adaptive)
         for node, index in starts
@@ -206,7 +242,7 @@ def alpha_crown(
             )
             current[node.name] = _scatter(current[node.name], index, low, high)
         relax = alpha_relax(current, params[graph.output_name])
-        lower = crown_linear_bound(graph, input_set, relax, C)
+        lower = crown_linear_bound(graph, input_set, relax, C, chunked=False)
         best = torch.maximum(best, lower.detach())
         for node, _rows in starts:
             best_bounds[node.name] = best_bounds[node.name].intersect(current[node.name].detach())

@@ -30,6 +30,7 @@ from verifiNN.bounds.graph import BoundGraph, RelaxFn, backward, interval_step
 from verifiNN.bounds.interval import input_interval
 from verifiNN.bounds.relaxations import RELAXATIONS, input_bounds
 from verifiNN.bounds.types import CrownOptions, Interval
+from verifiNN.memory import allowance, check_fits
 from verifiNN.models.network import Node
 from verifiNN.ops import Dense
 from verifiNN.regions import BoxBatch, RegionBatch
@@ -41,6 +42,7 @@ __all__ = [
     "default_relax",
     "needs_rows",
     "row_bounds",
+    "rows_per_pass",
 ]
 
 
@@ -103,6 +105,21 @@ def needs_rows(graph: BoundGraph, name: str, interval: Interval) -> Tensor | Non
     return torch.where(valid, order, order[:, :1])
 
 
+def rows_per_pass(graph: BoundGraph, batch: int, like: Tensor) -> int:
+    """How many rows one backward pass over ``batch`` regions may carry within the memory
+    allowance (:func:`verifiNN.memory.allowance`): a row holds a coefficient tensor the size
+    of the node it passes (about three alive at once) and of the input.
+
+    Raises:
+        ResourceLimitError: when not even one row fits.
+    """
+    largest = max(int(torch.Size(s).numel()) for s in graph.shapes.values())
+    per_row = batch * (3 * largest + int(torch.Size(graph.shapes[graph.input_name]).numel()))
+    per_row *= like.element_size()
+    check_fits(per_row, "one row of a backward bound pass")
+    return max(1, allowance() // per_row)
+
+
 def row_bounds(
     graph: BoundGraph, node: Node, index: Tensor, relax: RelaxFn, input_set: RegionBatch
 ) -> tuple[Tensor, Tensor]:
@@ -152,7 +169,8 @@ def _tighten(
         return interval
     lower = interval.lower.flatten(1).clone()
     upper = interval.upper.flatten(1).clone()
-    for chunk in index.split(options.chunk_rows, dim=1):
+    rows = min(options.chunk_rows, max(1, rows_per_pass(graph, index.shape[0], lower) // 2))
+    for chunk in index.split(rows, dim=1):
         low, high = row_bounds(graph, node, chunk, relax, input_set)
         if options.intersect_ibp:
             low = torch.maximum(low, lower.gather(1, chunk))
@@ -196,20 +214,27 @@ def crown_bounds(
 
 
 def crown_linear_bound(
-    graph: BoundGraph, input_set: RegionBatch, relax: RelaxFn, C: Tensor
+    graph: BoundGraph, input_set: RegionBatch, relax: RelaxFn, C: Tensor, chunked: bool = True
 ) -> Tensor:
-    """Lower bound of ``C y`` by one backward pass from the output.
+    """Lower bound of ``C y`` by backward passes from the output (as many rows of ``C``
+    per pass as the memory allowance takes: :func:`rows_per_pass`).
 
     Args:
         graph: the bound graph.
         input_set: the regions.
         relax: relaxations of the nonlinear nodes (e.g. from :func:`crown_bounds`).
         C: ``(B or 1, m, n_out)`` rows.
+        chunked: split the rows to fit memory; ``False`` for relaxations with per-row
+            parameters (alpha-CROWN's), which must see every row at once.
 
     Returns:
         ``(B, m)`` lower bounds.
     """
     shape = graph.shapes[graph.output_name]
-    lam = C.reshape(C.shape[0], C.shape[1], *shape)
-    A, c = backward(graph, {graph.output_name: lam}, relax)
-    return concretize(input_set, A, c, C.shape[1], C)
+    rows = rows_per_pass(graph, input_set.batch, C) if chunked else C.shape[1]
+    parts = []
+    for chunk in C.split(rows, dim=1):
+        lam = chunk.reshape(chunk.shape[0], chunk.shape[1], *shape)
+        A, c = backward(graph, {graph.output_name: lam}, relax)
+        parts.append(concretize(input_set, A, c, chunk.shape[1], chunk))
+    return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)

@@ -198,11 +198,15 @@ def check_exists(path: str, error: type[VerifiNNError], what: str) -> None:
 
 
 def summary(word: str, method: str, budget: Budget, statistics: dict) -> None:
+    """One line on stderr: the verdict, the engine, the seconds per phase; and why the
+    answer is undecided when an engine said (e.g. a phase that did not fit in memory)."""
     phases = ", ".join(f"{k} {v:.2f} s" for k, v in statistics.get("phases", {}).items())
     print(
         f"{word} by {method} in {budget.elapsed():.2f} s" + (f" ({phases})" if phases else ""),
         file=sys.stderr,
     )
+    if statistics.get("reason"):
+        print(f"verifinn: {statistics['reason']}", file=sys.stderr)
 
 
 def number(value: float | None) -> str:

@@ -46,6 +46,7 @@ from torch import Tensor
 
 from verifiNN.budget import Budget
 from verifiNN.errors import InvalidInputError, SpecError
+from verifiNN.memory import allowance, check_fits
 from verifiNN.models.network import Network
 from verifiNN.regions import BallBatch, BoxBatch, RegionBatch
 from verifiNN.specs import Box, Case, LpBall, Specification
@@ -253,6 +254,7 @@ class _Search:
     confirmed_x: np.ndarray | None = None
     domains: RegionBatch | None = None
     first: Tensor | None = None
+    sample_chunk: int = 1024
 
     def __post_init__(self) -> None:
         reference = self.objective.C
@@ -298,9 +300,11 @@ class _Search:
         part = self.domains64.select(torch.as_tensor(domains))
         return part.project(points.to("cpu", torch.float64).unsqueeze(1)).squeeze(1).numpy()
 
-    def sample(self, count: int, keep: int, chunk: int = 1024) -> Tensor | None:
-        """Evaluate the centres, then random corners and uniform points in chunks
-        (stopping once one is confirmed); return the best ``keep`` points per domain."""
+    def sample(self, count: int, keep: int, chunk: int | None = None) -> Tensor | None:
+        """Evaluate the centres, then random corners and uniform points in chunks (of
+        ``sample_chunk`` per domain by default), stopping once one is confirmed; return
+        the best ``keep`` points per domain."""
+        chunk = self.sample_chunk if chunk is None else chunk
         best: tuple[Tensor, Tensor] | None = None
         done = 0
         while done < count and not (self.done or self.budget.expired()):
@@ -458,6 +462,22 @@ def _spec_confirm(net64: Network, cases: Sequence[Case], spec: Specification) ->
     return confirm
 
 
+def memory_batches(network: Network, dtype: torch.dtype, regions: int = 1) -> tuple[int, int]:
+    """``(PGD starts, forward samples)`` per region that fit the memory allowance
+    (:func:`verifiNN.memory.allowance`): a PGD start keeps every activation for the
+    gradient (about three values per neuron), a sample only the widest layer's.
+
+    Raises:
+        ResourceLimitError: when not even one PGD start per region fits.
+    """
+    sizes = [int(torch.Size(s).numel()) for s in network.shapes.values()]
+    itemsize = torch.empty(0, dtype=dtype).element_size()
+    per_start = regions * 3 * sum(sizes) * itemsize
+    check_fits(per_start, "one PGD start of the attack per region")
+    per_sample = regions * 3 * max(sizes) * itemsize
+    return max(1, allowance() // per_start), max(1, allowance() // per_sample)
+
+
 def default_batch(network: Network, regions: int = 1) -> int:
     """PGD starts per region: about ``2**23`` weights touched per step, in ``[64, 512]``.
 
@@ -522,8 +542,9 @@ def attack(
     evaluations, best = 0, (math.inf, None, None, None)
     for key, indices in groups.items():
         cases = [spec.cases[i] for i in indices]
-        per_case = default_batch(network, len(cases))
-        restarts_here = per_case if restarts is None else restarts
+        starts_fit, samples_fit = memory_batches(network, dtype, len(cases))
+        per_case = min(default_batch(network, len(cases)), starts_fit)
+        restarts_here = per_case if restarts is None else min(restarts, starts_fit)
         samples_here = min(8192, max(1024, 16 * per_case)) if samples is None else samples
         conjunctions = [[(h.C, h.d) for h in c.unsafe] for c in cases]
         search = _Search(
@@ -534,6 +555,7 @@ def attack(
             budget,
             generator,
             stop_on_first=True,
+            sample_chunk=min(1024, samples_fit),
         )
         _run(search, samples_here, restarts_here, steps, step_size)
         x64, margins = search.final_margins()

@@ -41,7 +41,12 @@ import torch
 from verifiNN.bounds import AlphaOptions
 from verifiNN.bounds.sound_fp import sound_verify
 from verifiNN.budget import Budget
-from verifiNN.errors import InvalidInputError, SpecError, UnsupportedModelError
+from verifiNN.errors import (
+    InvalidInputError,
+    ResourceLimitError,
+    SpecError,
+    UnsupportedModelError,
+)
 from verifiNN.io.ort import onnxruntime_output
 from verifiNN.methods import BOUND_METHODS, COMPLETE_METHODS, METHODS
 from verifiNN.models.network import Network
@@ -152,12 +157,20 @@ class _Query:
     phases: dict[str, float] = field(default_factory=dict)
     rejected: int = 0
     timed_out: bool = False
+    reasons: list[str] = field(default_factory=list)
 
     def timed(self, phase: str, run: Callable[[], _Outcome | None]) -> _Outcome | None:
-        """Run one phase, add its wall time to ``phases`` and log its outcome."""
+        """Run one phase, add its wall time to ``phases`` and log its outcome. A phase
+        that would need more memory than the machine has ends ``unknown`` with the
+        reason (kept in ``reasons``); the next phases still run."""
         start = time.perf_counter()
         try:
             outcome = run()
+        except (ResourceLimitError, MemoryError) as exc:
+            reason = f"{phase}: {exc or type(exc).__name__}"
+            logger.warning("%s", reason)
+            self.reasons.append(reason)
+            outcome = _Outcome(Verdict.UNKNOWN, phase, statistics={"reason": reason})
         finally:
             seconds = time.perf_counter() - start
             self.phases[phase] = self.phases.get(phase, 0.0) + seconds
@@ -332,6 +345,8 @@ def _portfolio(query: _Query) -> _Outcome | None:
         )
         if _decided(outcome):
             return outcome
+        if "reason" in outcome.statistics:  # the attack does not fit in memory: stop trying
+            break
     return None
 
 
@@ -470,6 +485,8 @@ def _result(query: _Query, outcome: _Outcome, seconds: float) -> VerificationRes
         "phases": dict(query.phases),
         "rejected_counterexamples": query.rejected,
     }
+    if query.reasons and not outcome.verdict.decided:
+        statistics["reason"] = "; ".join(query.reasons)
     for key in ("domains", "domains_visited"):
         if key in outcome.statistics:
             statistics["domains"] = outcome.statistics[key]
