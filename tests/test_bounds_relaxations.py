@@ -16,26 +16,34 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from test_relaxations_nonlinear import TESTED_TYPES as NONLINEAR_TESTED
 from verifiNN.bounds.affine import AFFINE_RULES, generic_rule
 from verifiNN.bounds.relaxations import RELAXATIONS
 from verifiNN.ops import (
     Add,
     AvgPool2d,
+    Broadcast,
     Concat,
+    ConcatWithConstants,
+    ConstMatMul,
     Conv2d,
+    ConvTranspose2d,
     Dense,
     ElementwiseAffine,
     Flatten,
+    Gather,
     Identity,
     LeakyReLU,
     MaxPool2d,
     Mul,
     Pad,
+    ReduceSum,
     ReLU,
     Reshape,
     Sigmoid,
     Slice,
     Tanh,
+    Transpose,
     as_tensor,
 )
 
@@ -232,8 +240,11 @@ def test_product_backward_bounds_linear_functions():
 
 
 def test_every_registry_entry_is_tested():
-    tested = {type(op) for op in ELEMENTWISE} | {MaxPool2d, Mul}
+    """Here or in ``test_relaxations_nonlinear`` (the elementwise functions, Max and Min)."""
+    tested = {type(op) for op in ELEMENTWISE} | {MaxPool2d, Mul} | NONLINEAR_TESTED
     assert tested == set(RELAXATIONS)
+    assert all(callable(record.split_points) for record in RELAXATIONS.values())
+    assert RELAXATIONS[ReLU].split_points(ReLU()) == (0.0,)
 
 
 # -------------------------------------------------------------- affine rules
@@ -262,7 +273,29 @@ def affine_cases(rng):
         (Add(), [(3, 2), (3, 2)]),
         (Slice(1, 1, 6, 2), [(2, 7, 3)]),
         (Slice(0, 0, 1), [(3, 2)]),
+        (ConstMatMul(_t(rng, 3, 4, 5), _t(rng, 5)), [(3, 2, 4)]),
+        (ConstMatMul(_t(rng, 3, 4, 5), _t(rng, 3, 1, 5)), [(1, 2, 4)]),  # data broadcast
+        (ConstMatMul(_t(rng, 6, 4), _t(rng, 6, 1), left=True), [(2, 4, 3)]),
+        (
+            ConvTranspose2d(_t(rng, 4, 3, 3, 2), _t(rng, 3), (2, 1), (1, 0, 0, 1), (1, 0), (1, 2)),
+            [(4, 3, 4)],
+        ),
+        (
+            ConvTranspose2d(
+                _t(rng, 4, 1, 2, 2), _t(rng, 2), (2, 2), (0, 1, 1, 0), (1, 1), (1, 1), 2
+            ),
+            [(4, 3, 3)],
+        ),
+        (ReduceSum((0, 2), 0.5), [(2, 3, 4)]),
+        (ReduceSum((1,), -1.5), [(3, 4)]),
+        (Transpose((2, 0, 1)), [(2, 3, 4)]),
+        (Gather(1, (2, 0, 0, 3)), [(2, 4, 3)]),
+        (Broadcast((3, 2, 4)), [(1, 2, 1)]),
+        (ConcatWithConstants(1, _t(rng, 2, 3, 2), (-1, 1, -1, 2)), [(2, 2, 2), (2, 1, 2)]),
     ]
+
+
+AFFINE_CASES = len(affine_cases(np.random.default_rng(0)))
 
 
 def test_every_affine_op_has_a_case():
@@ -270,7 +303,7 @@ def test_every_affine_op_has_a_case():
     assert ops == set(AFFINE_RULES)
 
 
-@pytest.mark.parametrize("index", range(18))
+@pytest.mark.parametrize("index", range(AFFINE_CASES))
 @pytest.mark.parametrize("generic", [False, True])
 def test_affine_backward_is_the_exact_transpose(index, generic):
     rng = np.random.default_rng(index)
@@ -286,7 +319,7 @@ def test_affine_backward_is_the_exact_transpose(index, generic):
     torch.testing.assert_close(lhs, rhs, rtol=1e-10, atol=1e-10)
 
 
-@pytest.mark.parametrize("index", range(18))
+@pytest.mark.parametrize("index", range(AFFINE_CASES))
 def test_affine_interval_is_exact_on_boxes(index):
     rng = np.random.default_rng(100 + index)
     op, shapes = affine_cases(rng)[index]

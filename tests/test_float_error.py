@@ -25,19 +25,41 @@ from verifiNN.models.network import Network, Node
 from verifiNN.ops import (
     Add,
     AvgPool2d,
+    Broadcast,
     Concat,
+    ConcatWithConstants,
+    ConstMatMul,
     Conv2d,
+    ConvTranspose2d,
     Dense,
     ElementwiseAffine,
     Flatten,
+    Gather,
     LeakyReLU,
     MaxPool2d,
     Mul,
     Pad,
+    ReduceSum,
     ReLU,
     Sigmoid,
     Slice,
     Tanh,
+    Transpose,
+)
+from verifiNN.ops.elementwise import (
+    Abs,
+    Clip,
+    Cos,
+    Erf,
+    Exp,
+    Log,
+    Max,
+    Min,
+    Pow,
+    Reciprocal,
+    Sign,
+    Sin,
+    Sqrt,
 )
 
 torch.set_num_threads(1)
@@ -79,6 +101,27 @@ def _mlp_net(rng) -> Network:
     return Network.from_graph((5,), nodes, "o", "argmax", "x")
 
 
+def _structure_net(rng) -> Network:
+    """Transposed convolution, selections, sums and products with constant matrices."""
+    conv = ConvTranspose2d(_param(rng, 2, 3, 3, 3), _param(rng, 3), (2, 2), (1, 1, 0, 0), (1, 0))
+    nodes = [
+        Node("ct", conv, ("x",)),
+        Node("r", ReLU(), ("ct",)),
+        Node("t", Transpose((1, 2, 0)), ("r",)),
+        Node("g", Gather(0, (0, 4, 4, 8)), ("t",)),
+        Node("sum", ReduceSum((1,), 0.25), ("g",)),
+        Node("b", Broadcast((4, 2, 3)), ("sum",)),
+        Node("mm", ConstMatMul(_param(rng, 3, 5), _param(rng, 5)), ("b",)),
+        Node("cat", ConcatWithConstants(1, _param(rng, 4, 1, 5), (-1, 1)), ("mm",)),
+        Node("f", Flatten(), ("cat",)),
+        Node("o", Dense(_param(rng, 3, 60, scale=0.2), _param(rng, 3)), ("f",)),
+    ]
+    return Network.from_graph((2, 4, 4), nodes, "o", "argmax", "x")
+
+
+NETS = {"conv": _conv_net, "mlp": _mlp_net, "structure": _structure_net}
+
+
 def _values(network: Network, dtype: torch.dtype, x: torch.Tensor) -> dict[str, torch.Tensor]:
     """Every node's value, the network evaluated with parameters and values in ``dtype``."""
     values = {network.input_name: x.to(dtype)}
@@ -114,11 +157,11 @@ def _check(network: Network, lower, upper, fmt: str, dtype: torch.dtype, rng) ->
 @given(
     seed=st.integers(0, 10_000),
     width=st.floats(0.0, 3.0),
-    which=st.sampled_from(["conv", "mlp"]),
+    which=st.sampled_from(sorted(NETS)),
 )
 def test_float32_evaluation_stays_within_the_bound(seed, width, which):
     rng = np.random.default_rng(seed)
-    network = _conv_net(rng) if which == "conv" else _mlp_net(rng)
+    network = NETS[which](rng)
     center = rng.normal(0, 1, network.input_size)
     lower, upper = center - width, center + width
     error, scale = _check(network, lower, upper, "float32", torch.float32, rng)
@@ -177,3 +220,62 @@ def test_overflow_is_refused_by_name():
 
 def test_every_bounded_op_has_a_rule():
     assert set(AFFINE_RULES) | set(RELAXATIONS) == set(error_rule_ops())
+
+
+# ------------------------------------------- the other elementwise functions
+def _elementwise_net(rng) -> Network:
+    """Every elementwise function of :mod:`verifiNN.ops.elementwise`, inputs in their domains."""
+
+    def shifted(name: str, source: str, shift: float) -> Node:
+        return Node(name, ElementwiseAffine(torch.tensor(1.0), torch.tensor(shift)), (source,))
+
+    nodes = [
+        Node("d", Dense(_param(rng, 6, 4, scale=0.5), _param(rng, 6)), ("x",)),
+        Node("exp", Exp(), ("d",)),
+        shifted("exp+1", "exp", 1.0),
+        Node("log", Log(), ("exp+1",)),
+        Node("rec", Reciprocal(), ("exp+1",)),
+        Node("abs", Abs(), ("d",)),
+        shifted("abs+.5", "abs", 0.5),
+        Node("sqrt", Sqrt(), ("abs+.5",)),
+        Node("root", Pow(0.5), ("abs+.5",)),
+        Node("inv", Pow(-1.5), ("abs+.5",)),
+        Node("sq", Pow(2.0), ("d",)),
+        Node("cube", Pow(3.0), ("d",)),
+        Node("sin", Sin(), ("d",)),
+        Node("cos", Cos(), ("d",)),
+        Node("erf", Erf(), ("d",)),
+        Node("sign", Sign(), ("d",)),
+        Node("clip", Clip(-0.5, 0.7), ("d",)),
+        Node("max", Max(), ("sin", "cos")),
+        Node("min", Min(), ("erf", "clip")),
+    ]
+    names = [n.name for n in nodes[1:] if n.name not in ("exp+1", "abs+.5")]
+    nodes.append(Node("cat", Concat(0), tuple(names)))
+    nodes.append(
+        Node("o", Dense(_param(rng, 3, 6 * len(names), scale=0.2), _param(rng, 3)), ("cat",))
+    )
+    return Network.from_graph((4,), nodes, "o", "argmax", "x")
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 10_000), width=st.floats(0.0, 1.5))
+def test_float32_elementwise_functions_stay_within_the_bound(seed, width):
+    rng = np.random.default_rng(seed)
+    network = _elementwise_net(rng)
+    center = rng.normal(0, 1, network.input_size)
+    _check(network, center - width, center + width, "float32", torch.float32, rng)
+
+
+def test_domain_edges_and_jumps_are_refused_or_charged():
+    one = torch.ones(1, 1, dtype=torch.float64)
+    dense = Dense(one, torch.zeros(1, dtype=torch.float64))
+    for op in (Log(), Sqrt(), Reciprocal(), Pow(-1.0), Pow(0.5)):  # the float input may be <= 0
+        nodes = [Node("d", dense, ("x",)), Node("f", op, ("d",))]
+        network = Network.from_graph((1,), nodes, "f", "argmax", "x")
+        with pytest.raises(UnsupportedModelError, match="f"):
+            rounding_error_bound(network, np.zeros(1), np.ones(1), "float32")
+    nodes = [Node("d", dense, ("x",)), Node("s", Sign(), ("d",))]
+    network = Network.from_graph((1,), nodes, "s", "argmax", "x")
+    assert rounding_error_bound(network, -np.ones(1), np.ones(1), "float32")[0] == pytest.approx(2)
+    assert rounding_error_bound(network, np.ones(1), 2 * np.ones(1), "float32")[0] == 0.0

@@ -10,8 +10,9 @@
 * ``interval(op, lowers, uppers)``: interval bounds of the output (center-radius
   form with ``|A|``, or monotone evaluation when ``A >= 0``).
 
-Fast rules exist for every affine op of the IR (matmul for Dense,
-``conv_transpose2d`` for Conv2d and AvgPool2d); any other affine op falls back
+Fast rules exist for every affine op of the IR (matmul for Dense and
+ConstMatMul, ``conv_transpose2d`` for Conv2d and AvgPool2d, ``conv2d`` for
+ConvTranspose2d, permutations, scatters and sums for the selections); any other affine op falls back
 to :func:`generic_rule` (``torch.func.vjp`` at zero), so an affine op added to
 the IR works at once, only more slowly.
 """
@@ -29,17 +30,24 @@ from torch import Tensor
 from verifiNN.ops import (
     Add,
     AvgPool2d,
+    Broadcast,
     Concat,
+    ConcatWithConstants,
+    ConstMatMul,
     Conv2d,
+    ConvTranspose2d,
     Dense,
     ElementwiseAffine,
     Flatten,
+    Gather,
     Identity,
     Op,
     Pad,
+    ReduceSum,
     Reshape,
     Shape,
     Slice,
+    Transpose,
 )
 
 __all__ = ["AFFINE_RULES", "AffineRule", "affine_rule", "dense_backward", "generic_rule"]
@@ -214,6 +222,95 @@ def _add_interval(op: Add, lowers, uppers):
     return lowers[0] + lowers[1], uppers[0] + uppers[1]
 
 
+# ---------------------------------------------------------------- ConstMatMul
+def _sum_to(t: Tensor, shape: Shape) -> Tensor:
+    """Sum ``t`` of shape ``(B, m, *s)`` down to ``(B, m, *shape)``: the adjoint of the
+    broadcasting of a ``shape`` tensor to ``s``."""
+    lead = t.dim() - 2 - len(shape)
+    if lead > 0:
+        t = t.sum(dim=tuple(range(2, 2 + lead)))
+    dims = [i + 2 for i, d in enumerate(shape) if d == 1 and t.shape[i + 2] != 1]
+    return t.sum(dim=dims, keepdim=True) if dims else t
+
+
+def _matmul_backward(op: ConstMatMul, lam: Tensor, shapes: Sequence[Shape]):
+    weight_t = op.weight.transpose(-1, -2)
+    grad = torch.matmul(weight_t, lam) if op.left else torch.matmul(lam, weight_t)
+    return [_sum_to(grad, shapes[0])], _sum_rows(lam * op.bias)
+
+
+def _matmul_interval(op: ConstMatMul, lowers, uppers):
+    mid = (uppers[0] + lowers[0]) / 2
+    rad = (uppers[0] - lowers[0]) / 2
+    center = op.forward(mid)
+    absolute = dataclasses.replace(op, weight=op.weight.abs(), bias=op.bias.new_zeros(()))
+    radius = absolute.forward(rad)
+    return center - radius, center + radius
+
+
+# ----------------------------------------------------------- ConvTranspose2d
+def _conv_transpose_backward(op: ConvTranspose2d, lam: Tensor, shapes: Sequence[Shape]):
+    """The adjoint of a transposed convolution is the convolution with the same weight;
+    the adjoint of the final crop/zero-extension is the opposite ``F.pad``."""
+    bl, m = _rows(lam)
+    flat = lam.reshape(bl * m, *lam.shape[2:])
+    full = F.pad(flat, tuple(-p for p in op.crop()))
+    grad = F.conv2d(full, op.weight, None, op.stride, 0, op.dilation, op.groups)
+    bias = lam.sum((3, 4)) @ op.bias
+    return [grad.reshape(bl, m, *shapes[0])], bias
+
+
+def _conv_transpose_interval(op: ConvTranspose2d, lowers, uppers):
+    mid = (uppers[0] + lowers[0]) / 2
+    rad = (uppers[0] - lowers[0]) / 2
+    center = op.forward(mid)
+    absolute = dataclasses.replace(op, weight=op.weight.abs(), bias=torch.zeros_like(op.bias))
+    radius = absolute.forward(rad)
+    return center - radius, center + radius
+
+
+# ----------------------------------------------------------------- ReduceSum
+def _reduce_backward(op: ReduceSum, lam: Tensor, shapes: Sequence[Shape]):
+    bl, m = _rows(lam)
+    return [(lam * op.scale).expand(bl, m, *shapes[0])], None
+
+
+def _reduce_interval(op: ReduceSum, lowers, uppers):
+    low, high = op.forward(lowers[0]), op.forward(uppers[0])
+    return (low, high) if op.scale >= 0 else (high, low)
+
+
+# ------------------------------------------------------------ selections
+def _transpose_backward(op: Transpose, lam: Tensor, shapes: Sequence[Shape]):
+    inverse = sorted(range(len(op.perm)), key=op.perm.__getitem__)
+    return [lam.permute(0, 1, *(i + 2 for i in inverse))], None
+
+
+def _gather_backward(op: Gather, lam: Tensor, shapes: Sequence[Shape]):
+    bl, m = _rows(lam)
+    grad = lam.new_zeros(bl, m, *shapes[0])
+    grad.index_add_(op.axis + 2, op.index.to(lam.device), lam)
+    return [grad], None
+
+
+def _broadcast_backward(op: Broadcast, lam: Tensor, shapes: Sequence[Shape]):
+    return [_sum_to(lam, shapes[0])], None
+
+
+def _concat_constants_backward(op: ConcatWithConstants, lam: Tensor, shapes: Sequence[Shape]):
+    blocks = op.blocks()
+    inputs = iter(shapes)
+    sizes = [next(inputs)[op.axis] if b is None else b.shape[op.axis] for b in blocks]
+    grads, bias = [], None
+    for block, part in zip(blocks, torch.split(lam, sizes, dim=op.axis + 2)):
+        if block is None:
+            grads.append(part)
+        else:
+            term = _sum_rows(part * block)
+            bias = term if bias is None else bias + term
+    return grads, bias
+
+
 # ------------------------------------------------------------------ generic
 def _generic_backward(op: Op, lam: Tensor, shapes: Sequence[Shape]):
     """``A^T lam`` by ``torch.func.vjp`` at zero; offset from ``op(0)``."""
@@ -260,6 +357,13 @@ AFFINE_RULES: dict[type[Op], AffineRule] = {
     Concat: AffineRule(_concat_backward, _monotone),
     Slice: AffineRule(_slice_backward, _monotone),
     Add: AffineRule(_add_backward, _add_interval),
+    ConstMatMul: AffineRule(_matmul_backward, _matmul_interval),
+    ConvTranspose2d: AffineRule(_conv_transpose_backward, _conv_transpose_interval),
+    ReduceSum: AffineRule(_reduce_backward, _reduce_interval),
+    Transpose: AffineRule(_transpose_backward, _monotone),
+    Gather: AffineRule(_gather_backward, _monotone),
+    Broadcast: AffineRule(_broadcast_backward, _monotone),
+    ConcatWithConstants: AffineRule(_concat_constants_backward, _monotone),
 }
 """Affine op type -> its backward and interval rules."""
 

@@ -23,11 +23,12 @@ model file wrote it (before :func:`~verifiNN.models.passes.simplify` merges
 layers), with the float value of every node within ``[l - e, u + e]`` of its
 real interval ``[l, u]``:
 
-* affine ops (Dense, Conv2d, ElementwiseAffine, AvgPool2d): ``e' = |W| e +
-  gamma_{n+k} (|W| m + |b|)`` with ``m = max(|l|, |u|) + e`` and ``n`` the
-  terms per output;
-* exact ops (Flatten, Reshape, Identity, Concat, Slice, Pad, ReLU, MaxPool2d):
-  ``e`` moves with the entries (ReLU and max are 1-Lipschitz and round
+* affine ops (Dense, Conv2d, ConvTranspose2d, ConstMatMul, ElementwiseAffine,
+  AvgPool2d, ReduceSum): ``e' = |W| e + gamma_{n+k} (|W| m + |b|)`` with
+  ``m = max(|l|, |u|) + e`` and ``n`` the terms per output;
+* exact ops (Flatten, Reshape, Identity, Concat, ConcatWithConstants, Slice,
+  Gather, Transpose, Broadcast, Pad, ReLU, MaxPool2d): ``e`` moves with the
+  entries (constants are exact; ReLU and max are 1-Lipschitz and round
   nothing);
 * Add: ``e1 + e2 + u (m1 + m2)``; LeakyReLU: ``max(1, |a|) e + u |a| m``;
   Mul: ``m1 e2 + m2 e1 + e1 e2 + u m1 m2``;
@@ -36,6 +37,16 @@ real interval ``[l, u]``:
   :data:`TRANSCENDENTAL_FLOOR` absolute: an *assumption* about the runtime's
   ``exp``/``tanh`` (onnxruntime's are accurate to a few ulps; stated here so it
   can be checked).
+* the other elementwise functions (:mod:`verifiNN.ops.elementwise`): their
+  largest slope (Lipschitz constant) on ``[l - e, u + e]`` times ``e`` (for
+  ``Sqrt`` and ``x^p``, ``0 < p < 1``, also the Hoelder bound ``e^p``), plus
+  the runtime's own error: one unit roundoff relative for the correctly rounded
+  ``Sqrt`` and ``Reciprocal``, the same assumption as for Sigmoid for ``Exp``,
+  ``Log``, ``Pow``, ``Sin``, ``Cos`` and ``Erf``; ``Abs``, ``Clip``, ``Max``
+  and ``Min`` are 1-Lipschitz and round nothing; ``Sign`` jumps by up to 2
+  where ``[l - e, u + e]`` reaches 0 (and ``e > 0``). A float input that may
+  leave the function's domain (``Log``, ``Sqrt``, ``Reciprocal``, powers)
+  gives an infinite bound, which is refused.
 
 ``k`` (:data:`SLACK_ROUNDINGS`) extra roundings per op cover constants the
 loader folds in float64 that a runtime folds in float32 (a normalisation
@@ -63,24 +74,44 @@ from verifiNN.bounds.types import Interval
 from verifiNN.errors import UnsupportedModelError
 from verifiNN.models.network import Network, Node
 from verifiNN.ops import (
+    Abs,
     Add,
     AvgPool2d,
+    Broadcast,
+    Clip,
     Concat,
+    ConcatWithConstants,
+    ConstMatMul,
     Conv2d,
+    ConvTranspose2d,
+    Cos,
     Dense,
     ElementwiseAffine,
+    Erf,
+    Exp,
     Flatten,
+    Gather,
     Identity,
     LeakyReLU,
+    Log,
+    Max,
     MaxPool2d,
+    Min,
     Mul,
     Op,
     Pad,
+    Pow,
+    Reciprocal,
+    ReduceSum,
     ReLU,
     Reshape,
     Sigmoid,
+    Sign,
+    Sin,
     Slice,
+    Sqrt,
     Tanh,
+    Transpose,
 )
 
 __all__ = [
@@ -175,10 +206,48 @@ def _avg_pool(op: AvgPool2d, inputs, fmt, exact) -> Tensor:
 
 
 def _moves(op: Op, inputs, fmt, exact) -> Tensor:
-    """Exact rearrangements and 1-Lipschitz ops that round nothing: ``e`` moves along."""
+    """Exact rearrangements and 1-Lipschitz ops that round nothing: ``e`` moves along
+    (padding values and constant blocks are exact: their ``e`` is 0)."""
     if isinstance(op, Pad):
         op = dataclasses.replace(op, value=0.0)
+    if isinstance(op, ConcatWithConstants):
+        op = dataclasses.replace(op, constant=torch.zeros_like(op.constant))
     return op.forward(*(x.error for x in inputs))
+
+
+def _matmul(op: ConstMatMul, inputs, fmt, exact) -> Tensor:
+    """``|W| e + gamma_{K+1+k} (|W| m + |b|)``, ``K`` the inner dimension."""
+    (x,) = inputs
+    absolute = dataclasses.replace(op, weight=op.weight.abs(), bias=op.bias.abs())
+    carried = dataclasses.replace(absolute, bias=torch.zeros_like(op.bias)).forward(x.error)
+    if exact:
+        return carried
+    n = int(op.weight.shape[-1 if op.left else -2]) + 1 + SLACK_ROUNDINGS
+    return carried + fmt.gamma(n) * absolute.forward(x.magnitude) + n * fmt.smallest_subnormal
+
+
+def _conv_transpose(op: ConvTranspose2d, inputs, fmt, exact) -> Tensor:
+    """As :func:`_weighted`; an output sums at most ``C_in / groups * kH * kW`` terms."""
+    (x,) = inputs
+    absolute = dataclasses.replace(op, weight=op.weight.abs(), bias=op.bias.abs())
+    carried = dataclasses.replace(absolute, bias=torch.zeros_like(op.bias)).forward(x.error)
+    if exact:
+        return carried
+    terms = op.weight.shape[0] // op.groups * math.prod(op.weight.shape[2:])
+    n = terms + 1 + SLACK_ROUNDINGS
+    return carried + fmt.gamma(n) * absolute.forward(x.magnitude) + n * fmt.smallest_subnormal
+
+
+def _reduce(op: ReduceSum, inputs, fmt, exact) -> Tensor:
+    """A sum of ``n`` terms times a constant: ``|s| sum(e) + gamma_{n+1+k} |s| sum(m)``."""
+    (x,) = inputs
+    absolute = dataclasses.replace(op, scale=abs(op.scale))
+    carried = absolute.forward(x.error)
+    if exact:
+        return carried
+    terms = math.prod(x.error.shape[a + 1] for a in op.axes)
+    n = terms + 1 + SLACK_ROUNDINGS
+    return carried + fmt.gamma(n) * absolute.forward(x.magnitude) + n * fmt.smallest_subnormal
 
 
 def _add(op: Add, inputs, fmt, exact) -> Tensor:
@@ -232,6 +301,134 @@ def _tanh_slope(v: Tensor) -> Tensor:
     return (1 - torch.tanh(v) ** 2) * _BOUND_INFLATION
 
 
+# ------------------------------------------- the other elementwise functions
+def _hull(x: _State) -> tuple[Tensor, Tensor]:
+    """Where the float input may lie: ``[l - e, u + e]``."""
+    return x.lower - x.error, x.upper + x.error
+
+
+def _carry(slope: Tensor, error: Tensor) -> Tensor:
+    """``slope * e``, 0 where ``e = 0`` (even for an infinite slope)."""
+    return torch.where(error > 0, slope * error, torch.zeros_like(error))
+
+
+def _assumed(fmt: FloatFormat, magnitude: Tensor) -> Tensor:
+    """A library function's own error: the Sigmoid/Tanh assumption, relative to ``magnitude``."""
+    u = fmt.unit_roundoff
+    return u * (TRANSCENDENTAL_ERROR * magnitude + TRANSCENDENTAL_FLOOR)
+
+
+def _rounded(fmt: FloatFormat, magnitude: Tensor) -> Tensor:
+    """A correctly rounded IEEE operation: one unit roundoff of ``magnitude``."""
+    return fmt.unit_roundoff * magnitude + fmt.smallest_subnormal
+
+
+def _nearest_to_zero(x: _State) -> Tensor:
+    """The smallest ``|v|`` over ``[l - e, u + e]`` (0 when it holds 0)."""
+    lo, hi = _hull(x)
+    return torch.where(lo > 0, lo, torch.where(hi < 0, -hi, torch.zeros_like(lo)))
+
+
+def _exp_rule(op: Exp, inputs, fmt, exact) -> Tensor:
+    (x,) = inputs
+    top = torch.exp(_hull(x)[1]) * _BOUND_INFLATION
+    carried = _carry(top, x.error)
+    return carried if exact else carried + _assumed(fmt, top)
+
+
+def _log_rule(op: Log, inputs, fmt, exact) -> Tensor:
+    (x,) = inputs
+    lo, hi = _hull(x)
+    inside = lo > 0
+    safe = torch.where(inside, lo, torch.ones_like(lo))
+    slope = torch.where(inside, 1.0 / safe, torch.full_like(lo, math.inf)) * _BOUND_INFLATION
+    carried = _carry(slope, x.error)
+    if exact:
+        return carried
+    size = torch.maximum(torch.log(safe).abs(), torch.log(hi.clamp(min=1e-300)).abs())
+    return carried + _assumed(fmt, torch.where(inside, size, torch.full_like(lo, math.inf)))
+
+
+def _reciprocal_rule(op: Reciprocal, inputs, fmt, exact) -> Tensor:
+    """``|1/a - 1/b| = |a - b| / (|a| |b|)``; infinite when the hull holds 0."""
+    (x,) = inputs
+    near = _nearest_to_zero(x)
+    real_near = torch.where(
+        x.lower > 0, x.lower, torch.where(x.upper < 0, -x.upper, torch.zeros_like(near))
+    )
+    carried = _carry(1.0 / (near * real_near) * _BOUND_INFLATION, x.error)
+    return carried if exact else carried + _rounded(fmt, 1.0 / near)
+
+
+def _sqrt_rule(op: Sqrt, inputs, fmt, exact) -> Tensor:
+    """``|sqrt a - sqrt b| <= min(sqrt|a - b|, |a - b| / (sqrt a + sqrt b))``."""
+    (x,) = inputs
+    lo, hi = _hull(x)
+    outside = (lo < 0) & (x.error > 0)  # the float input may be negative: NaN
+    roots = torch.sqrt(lo.clamp(min=0)) + torch.sqrt(x.lower.clamp(min=0))
+    lipschitz = torch.where(roots > 0, x.error / roots, torch.full_like(lo, math.inf))
+    carried = torch.minimum(torch.sqrt(x.error), lipschitz) * _BOUND_INFLATION
+    carried = torch.where(outside, torch.full_like(lo, math.inf), carried)
+    return carried if exact else carried + _rounded(fmt, torch.sqrt(hi.clamp(min=0)))
+
+
+def _pow_rule(op: Pow, inputs, fmt, exact) -> Tensor:
+    (x,) = inputs
+    p = float(op.exponent)
+    if p == 0:
+        return torch.zeros_like(x.error)
+    lo, hi = _hull(x)
+    inf = torch.full_like(lo, math.inf)
+    if op.is_integer:
+        far = torch.maximum(lo.abs(), hi.abs())
+        near = _nearest_to_zero(x)
+        edge = far if p > 0 else torch.where(near > 0, near, inf)
+        slope, size = abs(p) * edge ** (p - 1), edge**p
+    else:
+        outside = (lo < 0) & (x.error > 0)
+        base = hi.clamp(min=0) if p > 1 else lo.clamp(min=0)
+        slope = torch.where(base > 0, abs(p) * base ** (p - 1), inf if p < 1 else 0.0)
+        size = torch.where(base > 0, base**p, inf) if p < 0 else hi.clamp(min=0) ** p
+        slope = torch.where(outside, inf, slope)
+    carried = _carry(slope * _BOUND_INFLATION, x.error)
+    if 0 < p < 1:  # Hoelder: |a^p - b^p| <= |a - b|^p on x >= 0
+        carried = torch.minimum(carried, x.error**p * _BOUND_INFLATION)
+        carried = torch.where((lo < 0) & (x.error > 0), inf, carried)
+    if exact or p == 1:
+        return carried
+    return carried + _assumed(fmt, size)
+
+
+def _wave_rule(op: Sin | Cos, inputs, fmt, exact) -> Tensor:
+    """1-Lipschitz with values in [-1, 1]."""
+    (x,) = inputs
+    carried = torch.clamp(x.error, max=2.0)
+    return carried if exact else carried + _assumed(fmt, torch.ones_like(carried))
+
+
+def _erf_slope(v: Tensor) -> Tensor:
+    return 2.0 / math.sqrt(math.pi) * torch.exp(-v * v) * _BOUND_INFLATION
+
+
+def _sign_rule(op: Sign, inputs, fmt, exact) -> Tensor:
+    """A jump of up to 2 where the float input may be on the other side of 0."""
+    (x,) = inputs
+    lo, hi = _hull(x)
+    jumps = (x.error > 0) & (lo <= 0) & (hi >= 0)
+    return torch.where(jumps, torch.full_like(lo, 2.0), torch.zeros_like(lo))
+
+
+def _lipschitz_one(op: Abs | Clip, inputs, fmt, exact) -> Tensor:
+    """1-Lipschitz and exact in floating point: ``e`` carries over."""
+    return inputs[0].error.clone()
+
+
+def _extremum(op: Max | Min, inputs, fmt, exact) -> Tensor:
+    """``|max(a', b') - max(a, b)| <= max(|a' - a|, |b' - b|)`` (same for min); exact."""
+    a, b = inputs
+    return torch.maximum(a.error, b.error)
+
+
 _RULES: dict[type[Op], Rule] = {
     Dense: _weighted,
     Conv2d: _weighted,
@@ -250,6 +447,26 @@ _RULES: dict[type[Op], Rule] = {
     Mul: _product,
     Sigmoid: _transcendental(_sigmoid_slope),
     Tanh: _transcendental(_tanh_slope),
+    ConstMatMul: _matmul,
+    ConvTranspose2d: _conv_transpose,
+    ReduceSum: _reduce,
+    Transpose: _moves,
+    Gather: _moves,
+    Broadcast: _moves,
+    ConcatWithConstants: _moves,
+    Exp: _exp_rule,
+    Log: _log_rule,
+    Reciprocal: _reciprocal_rule,
+    Sqrt: _sqrt_rule,
+    Pow: _pow_rule,
+    Sin: _wave_rule,
+    Cos: _wave_rule,
+    Erf: _transcendental(_erf_slope),
+    Sign: _sign_rule,
+    Abs: _lipschitz_one,
+    Clip: _lipschitz_one,
+    Max: _extremum,
+    Min: _extremum,
 }
 
 

@@ -2,29 +2,75 @@
 
 from verifiNN.ops.activations import Identity, LeakyReLU, Mul, ReLU, Sigmoid, Tanh
 from verifiNN.ops.base import Op, Shape, as_tensor
-from verifiNN.ops.linear import Conv2d, Dense, ElementwiseAffine
-from verifiNN.ops.pooling import AvgPool2d, MaxPool2d
-from verifiNN.ops.structure import Add, Concat, Flatten, Pad, Reshape, Slice
+from verifiNN.ops.elementwise import (
+    Abs,
+    Clip,
+    Cos,
+    Erf,
+    Exp,
+    Log,
+    Max,
+    Min,
+    Pow,
+    Reciprocal,
+    Sign,
+    Sin,
+    Sqrt,
+)
+from verifiNN.ops.linear import ConstMatMul, Conv2d, ConvTranspose2d, Dense, ElementwiseAffine
+from verifiNN.ops.pooling import AvgPool2d, MaxPool2d, ReduceSum
+from verifiNN.ops.structure import (
+    Add,
+    Broadcast,
+    Concat,
+    ConcatWithConstants,
+    Flatten,
+    Gather,
+    Pad,
+    Reshape,
+    Slice,
+    Transpose,
+)
 
 __all__ = [
+    "Abs",
     "Add",
     "AvgPool2d",
+    "Broadcast",
+    "Clip",
     "Concat",
+    "ConcatWithConstants",
+    "ConstMatMul",
     "Conv2d",
+    "ConvTranspose2d",
+    "Cos",
     "Dense",
     "ElementwiseAffine",
+    "Erf",
+    "Exp",
     "Flatten",
+    "Gather",
     "Identity",
     "LeakyReLU",
+    "Log",
+    "Max",
     "MaxPool2d",
+    "Min",
     "Mul",
     "Op",
     "Pad",
+    "Pow",
     "ReLU",
+    "Reciprocal",
+    "ReduceSum",
     "Reshape",
     "Shape",
     "Sigmoid",
+    "Sign",
+    "Sin",
     "Slice",
+    "Sqrt",
     "Tanh",
+    "Transpose",
     "as_tensor",
 ]

@@ -1,16 +1,18 @@
-"""Affine operations: dense layers, convolutions and elementwise affine maps."""
+"""Affine operations: dense layers, products with constant matrices, convolutions (direct and
+transposed) and elementwise affine maps."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from verifiNN.ops.base import Op, Shape
 
-__all__ = ["Conv2d", "Dense", "ElementwiseAffine"]
+__all__ = ["ConstMatMul", "Conv2d", "ConvTranspose2d", "Dense", "ElementwiseAffine"]
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -106,10 +108,116 @@ class ElementwiseAffine(Op):
 
     def output_shape(self, *input_shapes: Shape) -> Shape:
         (shape,) = input_shapes
-        try:
-            out = torch.broadcast_shapes(shape, tuple(self.scale.shape), tuple(self.shift.shape))
-        except RuntimeError as exc:
+        try:  # numpy's rule is torch's; torch.broadcast_shapes costs an import on first use
+            out = np.broadcast_shapes(shape, tuple(self.scale.shape), tuple(self.shift.shape))
+        except ValueError as exc:
             raise ValueError(f"ElementwiseAffine parameters do not broadcast to {shape}") from exc
         if tuple(out) != tuple(shape):
             raise ValueError(f"ElementwiseAffine parameters would change the shape {shape}")
         return tuple(shape)
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class ConstMatMul(Op):
+    """``y = x @ W + b`` (``left=False``) or ``y = W @ x + b`` (``left=True``) for a
+    per-sample input of rank >= 2 and a constant ``W`` (NumPy ``matmul`` broadcasting
+    over the leading axes; ONNX ``MatMul``/``Gemm`` with a constant operand on data of any
+    batch layout, and linear resizing along one axis).
+
+    Attributes:
+        weight: ``(..., K, N)`` (right) or ``(..., M, K)`` (left), rank at most the input's.
+        bias: broadcastable to the output's per-sample shape.
+        left: whether ``W`` multiplies from the left.
+    """
+
+    weight: Tensor
+    bias: Tensor
+    left: bool = False
+    affine = True
+
+    def forward(self, *inputs: Tensor) -> Tensor:
+        x = inputs[0]
+        product = torch.matmul(self.weight, x) if self.left else torch.matmul(x, self.weight)
+        return product + self.bias
+
+    def output_shape(self, *input_shapes: Shape) -> Shape:
+        (shape,) = input_shapes
+        w = tuple(self.weight.shape)
+        if len(shape) < 2 or len(w) < 2 or len(w) > len(shape):
+            raise ValueError(
+                f"ConstMatMul of a {w} weight needs a per-sample rank >= 2, got {shape}"
+            )
+        inner, outer = (w[-1], shape[-2]) if self.left else (w[-2], shape[-1])
+        if inner != outer:
+            raise ValueError(f"ConstMatMul cannot multiply {shape} by a {w} weight")
+        try:
+            lead = np.broadcast_shapes(shape[:-2], w[:-2])
+        except ValueError as exc:
+            raise ValueError(f"ConstMatMul weight {w} does not broadcast with {shape}") from exc
+        rows, cols = (w[-2], shape[-1]) if self.left else (shape[-2], w[-1])
+        out = (*lead, rows, cols)
+        try:
+            full = np.broadcast_shapes(out, tuple(self.bias.shape))
+        except ValueError as exc:
+            raise ValueError(f"ConstMatMul bias does not broadcast to {out}") from exc
+        if tuple(full) != out:
+            raise ValueError(f"ConstMatMul bias {tuple(self.bias.shape)} enlarges {out}")
+        return out
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class ConvTranspose2d(Op):
+    """2-D transposed convolution on ``(C, H, W)`` inputs (ONNX ``ConvTranspose``).
+
+    The output is the full transposed convolution (size ``s (n - 1) + d (k - 1) + 1``
+    per axis), extended by ``output_padding`` zeros at the end, cropped by
+    ``padding`` on each side, plus the bias.
+
+    Attributes:
+        weight: ``(C_in, C_out / groups, kH, kW)``.
+        bias: ``(C_out,)``.
+        stride: ``(sH, sW)``; padding: ``(top, left, bottom, right)`` (cropping);
+        output_padding: ``(oH, oW)``; dilation: ``(dH, dW)``; groups.
+    """
+
+    weight: Tensor
+    bias: Tensor
+    stride: tuple[int, int] = (1, 1)
+    padding: tuple[int, int, int, int] = (0, 0, 0, 0)
+    output_padding: tuple[int, int] = (0, 0)
+    dilation: tuple[int, int] = (1, 1)
+    groups: int = 1
+    affine = True
+
+    def crop(self) -> tuple[int, int, int, int]:
+        """``F.pad`` widths turning the full transposed convolution into the output."""
+        top, left, bottom, right = self.padding
+        out_h, out_w = self.output_padding
+        return (-left, out_w - right, -top, out_h - bottom)
+
+    def forward(self, *inputs: Tensor) -> Tensor:
+        full = F.conv_transpose2d(
+            inputs[0], self.weight, None, self.stride, 0, 0, self.groups, self.dilation
+        )
+        return F.pad(full, self.crop()) + self.bias.reshape(-1, 1, 1)
+
+    def output_shape(self, *input_shapes: Shape) -> Shape:
+        (shape,) = input_shapes
+        c_in, c_out_per_group, kh, kw = self.weight.shape
+        if len(shape) != 3 or shape[0] != c_in or c_in % self.groups:
+            raise ValueError(f"ConvTranspose2d expects (C={c_in}, H, W) inputs, got {shape}")
+        top, left, bottom, right = self.padding
+        sizes = []
+        for n, k, s, d, extra, lo, hi in zip(
+            shape[1:],
+            (kh, kw),
+            self.stride,
+            self.dilation,
+            self.output_padding,
+            (top, left),
+            (bottom, right),
+        ):
+            sizes.append(s * (n - 1) + d * (k - 1) + 1 + extra - lo - hi)
+        if min(sizes) <= 0 or min(self.padding) < 0 or min(self.output_padding) < 0:
+            raise ValueError(f"ConvTranspose2d geometry gives an empty output for {shape}")
+        return (c_out_per_group * self.groups, sizes[0], sizes[1])

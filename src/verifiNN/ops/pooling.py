@@ -1,4 +1,5 @@
-"""2-D pooling on ``(C, H, W)`` inputs (ONNX ``AveragePool`` / ``MaxPool``)."""
+"""Pooling: 2-D windows on ``(C, H, W)`` inputs (ONNX ``AveragePool`` / ``MaxPool``) and sums
+or means over whole axes (``ReduceSum`` / ``ReduceMean``)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from torch import Tensor
 
 from verifiNN.ops.base import Op, Shape
 
-__all__ = ["AvgPool2d", "MaxPool2d"]
+__all__ = ["AvgPool2d", "MaxPool2d", "ReduceSum"]
 
 
 def _pooled_shape(shape: Shape, kernel, stride, padding, name: str) -> Shape:
@@ -87,3 +88,30 @@ class MaxPool2d(Op):
 
     def output_shape(self, *input_shapes: Shape) -> Shape:
         return _pooled_shape(input_shapes[0], self.kernel, self.stride, self.padding, "MaxPool2d")
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class ReduceSum(Op):
+    """``scale * sum`` over per-sample ``axes``, kept as size-1 axes (ONNX ``ReduceSum``;
+    ``ReduceMean`` with ``scale = 1 / n``). Affine.
+
+    Attributes:
+        axes: the summed per-sample axes (distinct, increasing).
+        scale: the factor applied to the sums.
+    """
+
+    axes: tuple[int, ...]
+    scale: float = 1.0
+    affine = True
+
+    def forward(self, *inputs: Tensor) -> Tensor:
+        x = inputs[0]
+        return x.sum(dim=[a + 1 for a in self.axes], keepdim=True) * self.scale
+
+    def output_shape(self, *input_shapes: Shape) -> Shape:
+        (shape,) = input_shapes
+        if not self.axes or list(self.axes) != sorted(set(self.axes)):
+            raise ValueError(f"ReduceSum axes {self.axes} must be distinct and increasing")
+        if not all(0 <= a < len(shape) for a in self.axes):
+            raise ValueError(f"ReduceSum axes {self.axes} do not fit shape {shape}")
+        return tuple(1 if i in self.axes else d for i, d in enumerate(shape))

@@ -1,9 +1,11 @@
-"""Shape and wiring operations: flatten, reshape, slice, pad, concat and residual add."""
+"""Shape and wiring operations: flatten, reshape, slice, gather, transpose, broadcast, pad,
+concat (of nodes, or of nodes and constants) and residual add."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 import torch.nn.functional as F
@@ -11,7 +13,18 @@ from torch import Tensor
 
 from verifiNN.ops.base import Op, Shape
 
-__all__ = ["Add", "Concat", "Flatten", "Pad", "Reshape", "Slice"]
+__all__ = [
+    "Add",
+    "Broadcast",
+    "Concat",
+    "ConcatWithConstants",
+    "Flatten",
+    "Gather",
+    "Pad",
+    "Reshape",
+    "Slice",
+    "Transpose",
+]
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -138,3 +151,131 @@ class Slice(Op):
         if size == 0:
             raise ValueError(f"Slice {self.start}:{self.stop}:{self.step} of {shape} is empty")
         return (*shape[: self.axis], size, *shape[self.axis + 1 :])
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class Transpose(Op):
+    """Permute the per-sample axes: output axis ``i`` is input axis ``perm[i]``.
+
+    A rearrangement of entries, hence affine (ONNX ``Transpose``).
+    """
+
+    perm: tuple[int, ...]
+    affine = True
+
+    def forward(self, *inputs: Tensor) -> Tensor:
+        return inputs[0].permute(0, *(p + 1 for p in self.perm)).contiguous()
+
+    def output_shape(self, *input_shapes: Shape) -> Shape:
+        (shape,) = input_shapes
+        if sorted(self.perm) != list(range(len(shape))):
+            raise ValueError(f"Transpose perm {self.perm} does not fit shape {shape}")
+        return tuple(shape[p] for p in self.perm)
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class Gather(Op):
+    """``x.take(indices, axis)``: entries ``indices`` (in order, repeats allowed) along
+    per-sample ``axis`` (ONNX ``Gather`` with constant indices; also nearest-neighbour
+    resizing, reflect/edge padding, tiling and reversed slices, all selections)."""
+
+    axis: int
+    indices: tuple[int, ...]
+    affine = True
+
+    @cached_property
+    def index(self) -> Tensor:
+        """The indices as a CPU ``int64`` tensor (cached)."""
+        return torch.tensor(self.indices, dtype=torch.int64)
+
+    def forward(self, *inputs: Tensor) -> Tensor:
+        x = inputs[0]
+        return x.index_select(self.axis + 1, self.index.to(x.device))
+
+    def output_shape(self, *input_shapes: Shape) -> Shape:
+        (shape,) = input_shapes
+        if not 0 <= self.axis < len(shape):
+            raise ValueError(f"Gather axis {self.axis} is out of range for shape {shape}")
+        if not self.indices or not all(0 <= i < shape[self.axis] for i in self.indices):
+            raise ValueError(f"Gather indices do not fit axis {self.axis} of shape {shape}")
+        return (*shape[: self.axis], len(self.indices), *shape[self.axis + 1 :])
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class Broadcast(Op):
+    """Repeat the entries along the size-1 axes of the input to reach ``shape``
+    (NumPy broadcasting of the same rank: ONNX ``Expand``, or a data tensor
+    enlarged by a broadcasting constant)."""
+
+    shape: tuple[int, ...]
+    affine = True
+
+    def forward(self, *inputs: Tensor) -> Tensor:
+        x = inputs[0]
+        return x.expand(x.shape[0], *self.shape).contiguous()
+
+    def output_shape(self, *input_shapes: Shape) -> Shape:
+        (shape,) = input_shapes
+        if len(shape) != len(self.shape) or any(
+            a != b and a != 1 for a, b in zip(shape, self.shape)
+        ):
+            raise ValueError(f"cannot broadcast {shape} to {self.shape}")
+        return tuple(self.shape)
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class ConcatWithConstants(Op):
+    """Concatenate the inputs and constant blocks along per-sample ``axis``.
+
+    Attributes:
+        axis: the per-sample axis.
+        constant: the constant blocks, concatenated along ``axis`` in order.
+        pieces: per piece of the output, in order: ``-1`` for the next input,
+            or the size along ``axis`` of the next constant block.
+    """
+
+    axis: int
+    constant: Tensor
+    pieces: tuple[int, ...]
+    arity = None
+    affine = True
+
+    def blocks(self) -> list[Tensor | None]:
+        """Per piece: its constant block (per-sample shape), ``None`` for an input."""
+        out: list[Tensor | None] = []
+        offset = 0
+        for size in self.pieces:
+            if size < 0:
+                out.append(None)
+            else:
+                out.append(self.constant.narrow(self.axis, offset, size))
+                offset += size
+        return out
+
+    def forward(self, *inputs: Tensor) -> Tensor:
+        batch, dtype = inputs[0].shape[0], inputs[0].dtype
+        remaining = iter(inputs)
+        parts = [
+            next(remaining) if block is None else block.to(dtype).expand(batch, *block.shape)
+            for block in self.blocks()
+        ]
+        return torch.cat(parts, dim=self.axis + 1)
+
+    def output_shape(self, *input_shapes: Shape) -> Shape:
+        if len(input_shapes) != sum(1 for p in self.pieces if p < 0):
+            raise ValueError(f"ConcatWithConstants expects {self.pieces} inputs")
+        fixed = tuple(self.constant.shape)
+        if not 0 <= self.axis < len(fixed) or fixed[self.axis] != sum(
+            p for p in self.pieces if p >= 0
+        ):
+            raise ValueError(f"constant of shape {fixed} does not fit the pieces {self.pieces}")
+        total = fixed[self.axis]
+        for shape in input_shapes:
+            if len(shape) != len(fixed) or any(
+                a != b for i, (a, b) in enumerate(zip(shape, fixed)) if i != self.axis
+            ):
+                raise ValueError(
+                    f"input of shape {shape} differs from {fixed} off axis {self.axis}"
+                )
+            total += shape[self.axis]
+        return (*fixed[: self.axis], total, *fixed[self.axis + 1 :])

@@ -1,32 +1,52 @@
-"""Constant folding: ONNX operators evaluated with NumPy when all their inputs are constant.
+"""Constant folding: ONNX nodes evaluated at load time when all their inputs are constant.
 
-``Shape`` and ``Size`` fold whatever their input (shapes are static), so the
-``Shape -> Gather -> Concat -> Reshape`` chains of exported models become
-constants before any conversion.
+Any node whose inputs are all constants is evaluated by ONNX's own reference
+implementation (:class:`onnx.reference.ReferenceEvaluator`, one node at a
+time), so folding follows the operator specification rather than a local
+re-implementation; :func:`folds` says which operator types it can evaluate.
+Two folders of our own remain, where the reference cannot serve:
+
+* ``Shape`` and ``Size`` fold whatever their input (shapes are static), so the
+  ``Shape -> Gather -> Concat -> Reshape`` chains of exported models become
+  constants before any conversion, even when they start from data;
+* ``Constant`` is read directly (the most frequent node, cheaper than an
+  evaluator).
+
+Nondeterministic operators (``RandomNormal``, ``Bernoulli``, training-mode
+``Dropout``, ...) and control flow (``If``, ``Loop``, ``Scan``) are never
+folded.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from functools import cache
 
 import numpy as np
+import onnx
 from onnx import helper, numpy_helper
+from onnx.reference import ReferenceEvaluator
+from onnx.reference.ops import load_op
 
-from verifiNN.io.onnx.graph import (
-    Converter,
-    NodeContext,
-    Value,
-    flatten_shape,
-    normalize_axis,
-    permutation,
-    reshape_shape,
-    squeeze_shape,
-    unsqueeze_shape,
+from verifiNN.io.onnx.graph import Converter, NodeContext, Value
+
+__all__ = ["FOLDERS", "NEVER_FOLDED", "SHAPE_OPS", "evaluate", "fold", "folds"]
+
+NEVER_FOLDED = frozenset(
+    {
+        "Bernoulli",
+        "Multinomial",
+        "RandomNormal",
+        "RandomNormalLike",
+        "RandomUniform",
+        "RandomUniformLike",
+        "If",
+        "Loop",
+        "Scan",
+        "SequenceMap",
+    }
 )
-from verifiNN.ops import (
-    Shape,
-)
+"""Operators never evaluated at load time (random or control flow)."""
 
 
 # -------------------------------------------------------------------- folders
@@ -38,7 +58,7 @@ def _fold_constant(ctx: NodeContext) -> list[Value]:
         if name == "value":
             return [numpy_helper.to_array(value)]
         return [np.array(value, dtype=np.float32 if "float" in name else np.int64)]
-    raise ctx.unsupported("only tensor and numeric Constant values are supported")
+    return _fold_by_reference(ctx)
 
 
 def _fold_shape(ctx: NodeContext) -> list[Value]:
@@ -50,103 +70,63 @@ def _fold_shape(ctx: NodeContext) -> list[Value]:
     return [shape[start : None if end is None else int(end)]]
 
 
-def _fold_cast(ctx: NodeContext) -> list[Value]:
-    dtype = helper.tensor_dtype_to_np_dtype(int(ctx.attr("to")))
-    return [ctx.const(0, "input").astype(dtype)]
+def evaluate(node: onnx.NodeProto, feeds: dict[str, np.ndarray], opset: int) -> list:
+    """``node``'s outputs on ``feeds`` (its inputs by name), by ONNX's reference
+    implementation of the default-domain ``opset``.
 
-
-def _fold_slice(ctx: NodeContext) -> list[Value]:
-    x = ctx.const(0, "data")
-    if ctx.opset < 10:
-        starts, ends = ctx.attr("starts"), ctx.attr("ends")
-        axes, steps = ctx.attr("axes"), None
-    else:
-        starts = ctx.const(1, "starts").tolist()
-        ends = ctx.const(2, "ends").tolist()
-        axes = ctx.const(3, "axes").tolist() if ctx.has(3) else None
-        steps = ctx.const(4, "steps").tolist() if ctx.has(4) else None
-    axes = list(range(len(starts))) if axes is None else axes
-    steps = [1] * len(starts) if steps is None else steps
-    index = [slice(None)] * x.ndim
-    for a, s, e, k in zip(axes, starts, ends, steps):
-        index[normalize_axis(ctx, int(a), x.ndim)] = slice(int(s), int(e), int(k))
-    return [x[tuple(index)]]
-
-
-def _fold_binary(fn: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> Converter:
-    def fold(ctx: NodeContext) -> list[Value]:
-        return [np.asarray(fn(ctx.const(0, "A"), ctx.const(1, "B")))]
-
-    return fold
-
-
-def _fold_unary(fn: Callable[[np.ndarray], np.ndarray]) -> Converter:
-    def fold(ctx: NodeContext) -> list[Value]:
-        return [np.asarray(fn(ctx.const(0, "X")))]
-
-    return fold
-
-
-def _divide(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    if np.issubdtype(a.dtype, np.integer) and np.issubdtype(b.dtype, np.integer):
-        return np.trunc(a / b).astype(np.result_type(a, b))
-    return a / b
-
-
-def _fold_reshaping(fn: Callable[[NodeContext, Shape], Shape]) -> Converter:
-    def fold(ctx: NodeContext) -> list[Value]:
-        x = ctx.const(0, "data")
-        return [x.reshape(fn(ctx, x.shape))]
-
-    return fold
-
-
-def _fold_of_shape(ctx: NodeContext) -> list[Value]:
-    value = ctx.attr("value")
-    fill = (
-        numpy_helper.to_array(value).reshape(-1) if value is not None else np.zeros(1, np.float32)
+    Raises:
+        Exception: whatever the reference raises on bad inputs.
+    """
+    names = list(dict.fromkeys(i for i in node.input if i))
+    graph = helper.make_graph(
+        [node],
+        "fold",
+        [onnx.ValueInfoProto(name=name) for name in names],
+        [onnx.ValueInfoProto(name=name) for name in node.output if name],
     )
-    return [np.full(ctx.const(0, "shape").astype(np.int64), fill[0], dtype=fill.dtype)]
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    outputs = iter(ReferenceEvaluator(model).run(None, {name: feeds[name] for name in names}))
+    return [next(outputs) if name else None for name in node.output]
+
+
+def _fold_by_reference(ctx: NodeContext) -> list[Value]:
+    """Evaluate the node on its constant inputs with ONNX's reference implementation."""
+    node = ctx.node
+    if node.op_type == "Dropout" and ctx.has(2) and ctx.const(2, "training_mode").any():
+        raise ctx.unsupported("training_mode=True (random dropout) cannot be folded")
+    feeds = {name: value for name, value in zip(node.input, ctx.inputs) if name}
+    try:
+        outputs = evaluate(node, feeds, ctx.opset)  # type: ignore[arg-type]
+    except Exception as exc:  # the reference raises whatever numpy raises
+        raise ctx.invalid(f"cannot be evaluated on its constant inputs ({exc})") from None
+    return [None if out is None else np.asarray(out) for out in outputs]
 
 
 FOLDERS: dict[str, Converter] = {
     "Constant": _fold_constant,
-    "ConstantOfShape": _fold_of_shape,
     "Shape": _fold_shape,
     "Size": _fold_shape,
-    "Identity": lambda ctx: [ctx.const(0, "input")],
-    "Dropout": lambda ctx: [ctx.const(0, "data")],
-    "Cast": _fold_cast,
-    "Gather": lambda ctx: [
-        np.take(ctx.const(0, "data"), ctx.const(1, "indices"), axis=int(ctx.attr("axis", 0)))
-    ],
-    "Slice": _fold_slice,
-    "Concat": lambda ctx: [
-        np.concatenate(
-            [ctx.const(i, "input") for i in range(len(ctx.inputs))], int(ctx.attr("axis"))
-        )
-    ],
-    "Reshape": _fold_reshaping(reshape_shape),
-    "Flatten": _fold_reshaping(flatten_shape),
-    "Squeeze": _fold_reshaping(squeeze_shape),
-    "Unsqueeze": _fold_reshaping(unsqueeze_shape),
-    "Transpose": lambda ctx: [
-        np.transpose(ctx.const(0, "data"), permutation(ctx, ctx.const(0, "data").ndim))
-    ],
-    "Range": lambda ctx: [
-        np.arange(ctx.const(0, "start"), ctx.const(1, "limit"), ctx.const(2, "delta"))
-    ],
-    "Add": _fold_binary(np.add),
-    "Sub": _fold_binary(np.subtract),
-    "Mul": _fold_binary(np.multiply),
-    "Div": _fold_binary(_divide),
-    "Pow": _fold_binary(np.power),
-    "MatMul": _fold_binary(np.matmul),
-    "Neg": _fold_unary(np.negative),
-    "Sqrt": _fold_unary(np.sqrt),
-    "Reciprocal": _fold_unary(np.reciprocal),
-    "Relu": _fold_unary(lambda x: np.maximum(x, 0)),
 }
-"""Constant folding: op type -> NumPy evaluation (all inputs constant)."""
+"""Our own folders: op type -> evaluation (every other op goes to the reference)."""
 
 SHAPE_OPS = {"Shape", "Size"}  # constant whatever their input
+
+
+@cache
+def folds(op_type: str, opset: int) -> bool:
+    """Whether nodes of ``op_type`` (default domain) are folded when their inputs are constant."""
+    if op_type in FOLDERS:
+        return True
+    if op_type in NEVER_FOLDED:
+        return False
+    try:
+        load_op("", op_type, opset)
+    except Exception:  # not implemented by the reference (or no such operator)
+        return False
+    return True
+
+
+def fold(ctx: NodeContext) -> list[Value]:
+    """The outputs of a node whose inputs are constants (or a ``Shape``/``Size`` node)."""
+    folder = FOLDERS.get(ctx.node.op_type, _fold_by_reference)
+    return folder(ctx)

@@ -23,6 +23,7 @@ from onnx import helper
 from verifiNN.errors import ModelLoadError, UnsupportedModelError
 from verifiNN.models.network import Node
 from verifiNN.ops import (
+    Broadcast,
     Flatten,
     Op,
     Reshape,
@@ -93,8 +94,9 @@ class GraphBuilder:
         return name
 
     def view(self, value: Data, shape: Shape, where: str) -> str:
-        """The IR node holding ``value`` laid out as ``shape`` (adds a reshape if needed)."""
-        shape = tuple(shape)
+        """The IR node holding ``value`` laid out as ``shape`` (adds a reshape if needed;
+        a scalar is laid out as ``(1,)``)."""
+        shape = tuple(shape) or (1,)
         if self.shapes[value.node] == shape:
             return value.node
         key = (value.node, shape)
@@ -160,6 +162,29 @@ class NodeContext:
 
     def view(self, value: Data, shape: Shape) -> str:
         return self.builder.view(value, shape, self.where)
+
+    def axis_view(self, value: Data, axes: Sequence[int]) -> tuple[str, int]:
+        """``value``'s IR node laid out so that its ONNX ``axes`` are per-sample axes.
+
+        Returns the node and the offset ``k``: ONNX axis ``a`` is per-sample axis
+        ``a - k``. The leading batch dimension of 1 is dropped (``k = 1``) when no
+        axis in ``axes`` is 0, as in :func:`sample_shape`; otherwise the full shape
+        is the per-sample layout (``k = 0``).
+        """
+        shape = tuple(value.shape)
+        if len(shape) >= 2 and shape[0] == 1 and 0 not in axes:
+            return self.view(value, shape[1:]), 1
+        return self.view(value, shape), 0
+
+    def broadcast(self, value: Data, shape: Shape) -> Data:
+        """``value`` broadcast (NumPy rules) to the full shape ``shape``."""
+        shape = tuple(shape)
+        if math.prod(shape) == math.prod(value.shape):
+            return Data(value.node, shape)  # only size-1 axes appear or move
+        padded = (1,) * (len(shape) - len(value.shape)) + tuple(value.shape)
+        start = 1 if len(shape) >= 2 and shape[0] == 1 else 0
+        node = self.view(Data(value.node, padded), padded[start:])
+        return Data(self.add(Broadcast(shape[start:]), [node]), shape)
 
 
 def node_label(node: onnx.NodeProto) -> str:

@@ -15,7 +15,7 @@ from onnx import numpy_helper
 from verifiNN.errors import InvalidNetworkError, ModelLoadError, UnsupportedModelError
 from verifiNN.io.files import read_bytes, resolve
 from verifiNN.io.onnx.converters import CONVERTERS, unsupported_nodes
-from verifiNN.io.onnx.folding import FOLDERS, SHAPE_OPS
+from verifiNN.io.onnx.folding import SHAPE_OPS, fold, folds
 from verifiNN.io.onnx.graph import (
     FLOAT_TYPES,
     MAX_OPSET,
@@ -275,6 +275,16 @@ def onnx_to_network(
     Returns:
         The simplified network, with ``origin`` set.
 
+    A model whose output comes from a final ``ArgMax`` (the index of the largest
+    logit) is loaded as the network of that ``ArgMax``'s input, the logits, and
+    ``origin`` keeps the model cut there (onnxruntime's second opinion then
+    compares logits). A property of the loaded network is a property of the
+    logits: "the model outputs class ``c``" is "``Y_c >= Y_j`` for every ``j``"
+    (ONNX's ``ArgMax`` breaks ties towards the first index, or the last with
+    ``select_last_index``), which :meth:`Network.classify` with the ``argmax``
+    labeler answers; a VNN-LIB property written over the integer output must
+    be restated over the logits this way.
+
     Raises:
         ModelLoadError: an invalid model or a dynamic non-batch input dimension.
         UnsupportedModelError: unsupported operators or attributes, all listed;
@@ -283,6 +293,7 @@ def onnx_to_network(
     """
     if labeler not in LABELERS:
         raise InvalidNetworkError(f"unknown labeler {labeler!r}: expected one of {LABELERS}")
+    model = _without_final_argmax(model)
     parsed = parse_model(model, source)
     if len(parsed.inputs) != 1:
         raise UnsupportedModelError(
@@ -311,6 +322,28 @@ def onnx_to_network(
     # the serialised model is kept for onnxruntime's second opinion on counterexamples
     origin = ModelOrigin(source, model.SerializeToString(), tensor.dims)
     return simplify(network).with_origin(origin)
+
+
+def _without_final_argmax(model: onnx.ModelProto) -> onnx.ModelProto:
+    """``model`` cut before a final ``ArgMax`` (its output is then the logits), else itself."""
+    graph = model.graph
+    if len(graph.output) != 1:
+        return model
+    producer = next((n for n in graph.node if graph.output[0].name in n.output), None)
+    if producer is None or producer.op_type != "ArgMax" or producer.domain not in ("", "ai.onnx"):
+        return model
+    logits = producer.input[0]
+    known = {v.name: v for v in (*graph.value_info, *graph.input)}
+    cut = onnx.ModelProto()
+    cut.CopyFrom(model)
+    cut.graph.node.remove(next(n for n in cut.graph.node if n.output == producer.output))
+    del cut.graph.output[:]
+    if logits in known:
+        cut.graph.output.append(known[logits])
+    else:
+        elem = graph.input[0].type.tensor_type.elem_type if graph.input else onnx.TensorProto.FLOAT
+        cut.graph.output.append(onnx.helper.make_tensor_value_info(logits, elem, None))
+    return cut
 
 
 def _walk(
@@ -343,8 +376,8 @@ def _walk(
             inputs.append(env[name] if name else None)
         ctx = NodeContext(node, inputs, model.opset, builder)
         constant = all(not isinstance(v, Data) for v in inputs)
-        if node.op_type in FOLDERS and (constant or node.op_type in SHAPE_OPS):
-            outputs = [np.asarray(v) for v in FOLDERS[node.op_type](ctx)]
+        if node.op_type in SHAPE_OPS or (constant and folds(node.op_type, model.opset)):
+            outputs = [None if v is None else np.asarray(v) for v in fold(ctx)]
         else:
             outputs = CONVERTERS[node.op_type](ctx)
         for name, value in zip(node.output, outputs):
