@@ -53,7 +53,7 @@ def bad(tmp_path_factory):
     (d / "empty.onnx").write_bytes(b"")
     with open(d / "huge.onnx", "wb") as handle:  # sparse: no disk used
         handle.truncate(3 * 2**30)
-    onnx.save(_onnx(helper.make_node("Erf", ["x"], ["y"], name="the_erf"), [1, 4], [1, 4]),
+    onnx.save(_onnx(helper.make_node("Hardmax", ["x"], ["y"], name="the_hardmax"), [1, 4], [1, 4]),
               d / "unsupported_op.onnx")  # fmt: skip
     node = helper.make_node("MaxPool", ["x"], ["y"], name="the_pool", kernel_shape=[2, 2],
                             ceil_mode=1, strides=[3, 3])  # fmt: skip
@@ -90,7 +90,10 @@ CASES = {
     "corrupt ONNX": ("verify {d}/corrupt.onnx {d}/ok.vnnlib", "corrupt.onnx: not a valid ONNX"),
     "empty ONNX": ("verify {d}/empty.onnx {d}/ok.vnnlib", "empty.onnx: the file is empty"),
     "huge ONNX": ("verify {d}/huge.onnx {d}/ok.vnnlib", "huge.onnx: 3.0 GiB is over"),
-    "unsupported op": ("verify {d}/unsupported_op.onnx {d}/ok.vnnlib", "Erf (node 'the_erf')"),
+    "unsupported op": (
+        "verify {d}/unsupported_op.onnx {d}/ok.vnnlib",
+        "Hardmax (node 'the_hardmax')",
+    ),
     "unsupported attribute": (
         "verify {d}/unsupported_attribute.onnx {d}/ok.vnnlib",
         "node 'the_pool' (MaxPool): attribute ceil_mode",

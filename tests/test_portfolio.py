@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from conftest import random_mlp_params
-from verifiNN.budget import Budget
+from verifiNN.bounds import compute_bounds
+from verifiNN.budget import Budget, DeadlineReached, checkpoint
 from verifiNN.errors import InvalidInputError, SpecError
 from verifiNN.models.network import Network
 from verifiNN.results import EngineResult, Verdict
@@ -272,6 +273,50 @@ def test_budget_unlimited_and_invalid():
     for bad in (-1.0, float("nan"), "soon"):
         with pytest.raises(InvalidInputError):
             Budget.start(bad)
+
+
+def test_checkpoint_raises_only_past_an_enforced_deadline():
+    clock = _FakeClock()
+    checkpoint()  # nothing enforced: a no-op
+    with Budget.start(None).enforce():
+        checkpoint()  # unlimited: a no-op
+    outer = Budget.start(5.0, clock)
+    with outer.enforce():
+        checkpoint()
+        with Budget.start(50.0, clock).enforce():  # a later inner deadline keeps the outer one
+            clock.now += 6.0
+            with pytest.raises(DeadlineReached):
+                checkpoint()
+        with Budget.start(None).enforce(), pytest.raises(DeadlineReached):
+            checkpoint()  # an unlimited inner block keeps the outer deadline too
+    checkpoint()  # the block is over: nothing enforced again
+    clock.now = 0.0
+    with Budget.start(10.0, clock).enforce(), Budget.start(1.0, clock).enforce():
+        clock.now = 2.0  # the earlier inner deadline counts
+        with pytest.raises(DeadlineReached):
+            checkpoint()
+
+
+def test_a_bound_pass_stops_at_an_enforced_deadline():
+    network = _tiny_net(3)
+    box = Box(np.full(2, -1.0), np.full(2, 1.0))
+    compute_bounds(network, box, method="crown")  # runs to the end without a deadline
+    clock = _FakeClock()
+    budget = Budget.start(1.0, clock)
+    clock.now += 2.0
+    with budget.enforce(), pytest.raises(DeadlineReached):
+        compute_bounds(network, box, method="crown")
+
+
+def test_a_phase_past_the_deadline_ends_timeout_not_unknown():
+    """CROWN proves this property, but with no time left its pass stops at the first
+    checkpoint and the call answers ``timeout`` (never a proof it did not finish)."""
+    network = _tiny_net(4)
+    grid_max, gap = _grid_max_and_gap(network)
+    spec = _spec_above(2, 2, grid_max + gap + 1e3)
+    assert verify(network, spec, method="crown").verdict is Verdict.UNSAT
+    result = verify(network, spec, method="crown", timeout=0.0)
+    assert result.verdict is Verdict.TIMEOUT, result.statistics
 
 
 @pytest.mark.parametrize("x0", [0.3, 0.1, 0.7, 0.123456789])

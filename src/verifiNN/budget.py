@@ -5,18 +5,46 @@ handed down: each phase takes a sub-budget (:meth:`Budget.sub`) that never
 outlives its parent, and engines receive :meth:`Budget.timeout` seconds as
 their ``timeout`` argument. Without a limit every method answers "unlimited"
 (``remaining() == inf``, ``timeout() is None``).
+
+Engines that check their own budget between iterations stop on time; a single
+long computation (one CROWN pass over a large ResNet is tens of seconds on a
+loaded CPU) cannot. For those, :meth:`Budget.enforce` makes a deadline *active*
+for the code it wraps, and :func:`checkpoint` (called by the bound passes
+between nodes and row chunks) raises :class:`DeadlineReached` once it has
+passed; the caller that enforced it turns that into a ``timeout``. Outside an
+``enforce`` block :func:`checkpoint` costs one context-variable read.
 """
 
 from __future__ import annotations
 
+import contextvars
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from verifiNN.errors import InvalidInputError
 
-__all__ = ["Budget"]
+__all__ = ["Budget", "DeadlineReached", "checkpoint"]
+
+
+class DeadlineReached(Exception):  # noqa: N818 (a signal, not an error of the user's)
+    """An enforced deadline passed inside a long computation (see :meth:`Budget.enforce`)."""
+
+
+_ACTIVE: contextvars.ContextVar[Budget | None] = contextvars.ContextVar("deadline", default=None)
+
+
+def checkpoint() -> None:
+    """Raise :class:`DeadlineReached` when the innermost enforced budget has run out.
+
+    Raises:
+        DeadlineReached: the deadline of :meth:`Budget.enforce` has passed.
+    """
+    budget = _ACTIVE.get()
+    if budget is not None and budget.expired():
+        raise DeadlineReached(f"deadline passed {-budget.remaining_signed():.3f} s ago")
 
 
 class Budget:
@@ -88,6 +116,29 @@ class Budget:
         if self.deadline is None:
             return math.inf
         return max(0.0, self.deadline - self._clock())
+
+    def remaining_signed(self) -> float:
+        """Seconds left, negative once the deadline has passed (``math.inf`` without one)."""
+        return math.inf if self.deadline is None else self.deadline - self._clock()
+
+    @contextmanager
+    def enforce(self) -> Iterator[Budget]:
+        """Make this deadline active for :func:`checkpoint` inside the ``with`` block.
+
+        Nested blocks keep the earlier deadline of the two. Without a deadline
+        the block changes nothing.
+        """
+        outer = _ACTIVE.get()
+        inner = self
+        if outer is not None and (
+            self.deadline is None or (outer.deadline is not None and outer.deadline < self.deadline)
+        ):
+            inner = outer
+        token = _ACTIVE.set(inner if inner.deadline is not None else outer)
+        try:
+            yield self
+        finally:
+            _ACTIVE.reset(token)
 
     def expired(self) -> bool:
         """Whether the deadline has passed."""

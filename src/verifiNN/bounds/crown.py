@@ -30,6 +30,7 @@ from verifiNN.bounds.graph import BoundGraph, RelaxFn, backward, interval_step
 from verifiNN.bounds.interval import input_interval
 from verifiNN.bounds.relaxations import RELAXATIONS, input_bounds
 from verifiNN.bounds.types import CrownOptions, Interval
+from verifiNN.budget import checkpoint
 from verifiNN.memory import allowance, check_fits
 from verifiNN.models.network import Node
 from verifiNN.ops import Dense
@@ -204,6 +205,7 @@ def crown_bounds(
     relax = default_relax(bounds, options.adaptive_relu)
     box = isinstance(input_set, BoxBatch)
     for node in graph.nodes:
+        checkpoint()
         interval = interval_step(node, bounds)
         if given and node.name in given:
             interval = interval.intersect(given[node.name])

@@ -20,6 +20,7 @@ from torch import Tensor
 from verifiNN.bounds.affine import affine_rule, dense_backward
 from verifiNN.bounds.relaxations import RELAXATIONS, input_bounds
 from verifiNN.bounds.types import Interval
+from verifiNN.budget import checkpoint
 from verifiNN.errors import UnsupportedModelError
 from verifiNN.models.network import Network, Node
 from verifiNN.ops import Dense, Shape
@@ -172,6 +173,7 @@ def backward(
         lam = lams.pop(node.name, None)
         if lam is None:
             continue
+        checkpoint()  # one node's step can take a second on large convolutions
         if record is not None:
             record[node.name] = lam
         op = node.op

@@ -40,7 +40,7 @@ import torch
 
 from verifiNN.bounds import AlphaOptions
 from verifiNN.bounds.sound_fp import sound_verify
-from verifiNN.budget import Budget
+from verifiNN.budget import Budget, DeadlineReached
 from verifiNN.errors import (
     InvalidInputError,
     ResourceLimitError,
@@ -160,12 +160,20 @@ class _Query:
     reasons: list[str] = field(default_factory=list)
 
     def timed(self, phase: str, run: Callable[[], _Outcome | None]) -> _Outcome | None:
-        """Run one phase, add its wall time to ``phases`` and log its outcome. A phase
-        that would need more memory than the machine has ends ``unknown`` with the
-        reason (kept in ``reasons``); the next phases still run."""
+        """Run one phase, add its wall time to ``phases`` and log its outcome.
+
+        The query's deadline is enforced inside the phase (:meth:`Budget.enforce`):
+        a long bound pass that reaches it stops at its next checkpoint and the
+        phase ends ``timeout``. A phase that would need more memory than the
+        machine has ends ``unknown`` with the reason (kept in ``reasons``); the
+        next phases still run."""
         start = time.perf_counter()
         try:
-            outcome = run()
+            with self.budget.enforce():
+                outcome = run()
+        except DeadlineReached:
+            logger.info("%s: stopped at the deadline", phase)
+            outcome = _Outcome(Verdict.TIMEOUT, phase)
         except (ResourceLimitError, MemoryError) as exc:
             reason = f"{phase}: {exc or type(exc).__name__}"
             logger.warning("%s", reason)
