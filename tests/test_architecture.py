@@ -26,7 +26,17 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "verifiNN"
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
         "kernel",
-        ("_version", "_stdio", "errors", "results", "budget", "memory", "executors", "methods"),
+        (
+            "_version",
+            "_stdio",
+            "errors",
+            "results",
+            "budget",
+            "memory",
+            "cores",
+            "executors",
+            "methods",
+        ),
     ),
     ("ir", ("ops", "models", "specs", "regions")),
     ("io", ("io",)),

@@ -333,3 +333,14 @@ def test_boundary_counterexamples_lie_inside_the_ball_exactly(x0):
         x, y = result.counterexample
         assert abs(x[0] - x0) <= eps and y[0] <= y[1]
         assert spec.cases[0].input_region.contains(x, tol=0.0)
+
+
+def test_fair_threads_leave_busy_cores_to_other_jobs():
+    from verifiNN.cores import fair_threads, usable_cores
+
+    assert fair_threads(load=0.0, cores=2) == 2
+    assert fair_threads(load=1.0, cores=2) == 1
+    assert fair_threads(load=6.0, cores=2) == 1  # never below one
+    assert fair_threads(load=0.4, cores=8) == 8 and fair_threads(load=2.6, cores=8) == 5
+    assert fair_threads(load=float("nan"), cores=4) == 1
+    assert 1 <= fair_threads() <= usable_cores()

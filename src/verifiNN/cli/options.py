@@ -15,6 +15,7 @@ from typing import NoReturn
 
 from verifiNN._stdio import descriptor_1_to
 from verifiNN.budget import Budget
+from verifiNN.cores import fair_threads
 from verifiNN.errors import ResultFileError, VerifiNNError
 from verifiNN.executors import BACKENDS
 from verifiNN.methods import METHODS
@@ -78,7 +79,7 @@ def common_options(parser: argparse.ArgumentParser) -> None:
         "--threads",
         type=count(1),
         metavar="N",
-        help="torch CPU threads (default: torch's own choice)",
+        help="torch CPU threads (default: the cores other jobs leave free, at least 1)",
     )
     parser.add_argument(
         "-q", "--quiet", action="store_true", help="no summary, progress bar or warnings on stderr"
@@ -185,10 +186,11 @@ def command_budget(args: argparse.Namespace) -> Budget:
 
 
 def set_threads(threads: int | None) -> None:
-    if threads is not None:
-        import torch  # the face loads the library only when a command runs
+    """Set torch's CPU threads: ``threads``, or by default this run's fair share of the
+    machine's cores (:func:`verifiNN.cores.fair_threads`: the cores other jobs leave free)."""
+    import torch  # the face loads the library only when a command runs
 
-        torch.set_num_threads(threads)
+    torch.set_num_threads(threads if threads is not None else fair_threads())
 
 
 def check_exists(path: str, error: type[VerifiNNError], what: str) -> None:

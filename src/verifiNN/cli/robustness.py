@@ -104,7 +104,10 @@ def robustness_parser(commands) -> None:
     robust.add_argument("--timeout", type=seconds, metavar="S", help="seconds (default: none)")
     robust.add_argument("--save-example", metavar="FILE.npy", help="write the adversarial example")
     robust.add_argument(
-        "--threads", type=count(1), metavar="N", help="torch CPU threads (default: torch's)"
+        "--threads",
+        type=count(1),
+        metavar="N",
+        help="torch CPU threads (default: the cores other jobs leave free)",
     )
     robust.add_argument("-q", "--quiet", action="store_true", help="nothing on stderr")
     robust.add_argument("-v", "--verbose", action="store_true", help="log on stderr")
