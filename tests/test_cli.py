@@ -123,6 +123,20 @@ def _write(path: Path, text: str) -> Path:
 
 
 # ----------------------------------------------------------------- verdicts
+def test_module_entry_point_exits_at_once_with_the_answer_written(files, tmp_path):
+    """``python -m verifiNN.cli verify`` ends without interpreter teardown
+    (``QUICK_EXIT_COMMANDS``): stdout, stderr and the result file must all be complete."""
+    out = tmp_path / "result.txt"
+    proc = subprocess.run(
+        [sys.executable, "-m", "verifiNN.cli", "verify", str(files["model"]),
+         str(files["unsat"]), "--timeout", "60", "--out", str(out)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "unsat\n" and "unsat by" in proc.stderr
+    assert read_result(out)[0] is Verdict.UNSAT
+
+
 def test_verify_sat_writes_a_real_counterexample(files, tmp_path):
     out = tmp_path / "result.txt"
     proc = run_cli("verify", str(files["model"]), str(files["sat"]), "--timeout", "60",
