@@ -135,6 +135,23 @@ def test_picks_the_violated_case_and_disjunct():
     assert result.counterexample[0] <= 0.2 and result.counterexample[1] >= 0.7
 
 
+def test_piecewise_constant_outputs_get_random_search_not_a_crash():
+    """``sign(w . x)``: no gradient anywhere; the attack still finds the unsafe side
+    (a fifth of the box) by its fresh uniform starts, and its point violates the spec."""
+    from verifiNN.models.network import Node
+    from verifiNN.ops import Dense, Sign, as_tensor
+
+    w = as_tensor(np.array([[1.0, 1.0]]))
+    nodes = [Node("fc", Dense(w, as_tensor(np.array([-1.2]))), ("input",)),
+             Node("out", Sign(), ("fc",))]  # fmt: skip
+    network = Network.from_graph((2,), nodes)
+    spec = Specification((Case(Box(np.zeros(2), np.ones(2)), (HalfSpaces([[-1.0]], [-0.5]),)),))
+    found = attack(network, spec, budget=Budget.start(5.0), seed=0)
+    assert found.counterexample is not None
+    x = found.counterexample
+    assert spec.is_violated_by(x, network.get_output(x)) and x.sum() > 1.2
+
+
 def test_float64_search_and_empty_unsafe_region():
     network = tiny_net(3, [2, 5, 2])
     box = Box([-1.0, -1.0], [1.0, 1.0])

@@ -198,9 +198,15 @@ class BoxBatch:
         Returns:
             ``(B, m)`` lower bounds.
         """
-        mid = ((self.upper + self.lower) / 2).unsqueeze(-1)
-        rad = ((self.upper - self.lower) / 2).unsqueeze(-1)
-        value = (A @ mid).squeeze(-1) - (A.abs() @ rad).squeeze(-1)
+        # A+ l + A- u, not A mid - |A| rad: the two products of the centre-radius form
+        # cancel and absorb smaller terms when A is huge, and are inf - inf for infinite
+        # ends. With an infinite end, a zero coefficient contributes 0 (not 0 * inf).
+        if bool(torch.isfinite(self.lower).all() & torch.isfinite(self.upper).all()):
+            lower, upper = self.lower.unsqueeze(-1), self.upper.unsqueeze(-1)
+            value = (A.clamp(min=0) @ lower).squeeze(-1) + (A.clamp(max=0) @ upper).squeeze(-1)
+        else:
+            ends = torch.where(A > 0, self.lower.unsqueeze(-2), self.upper.unsqueeze(-2))
+            value = torch.where(A == 0, torch.zeros_like(A), A * ends).sum(-1)
         return value if b is None else value + b
 
     def project(self, x: Tensor) -> Tensor:

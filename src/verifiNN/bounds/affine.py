@@ -20,6 +20,7 @@ the IR works at once, only more slowly.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -112,12 +113,30 @@ def dense_backward(op: Dense, lam: Tensor) -> Tensor:
     return lam.index_select(-1, index) @ weight.index_select(0, index)
 
 
+def split_interval(
+    apply: Callable[[Tensor, Tensor], Tensor], weight: Tensor, lower: Tensor, upper: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Interval of ``x -> apply(x, weight)`` (linear in ``x`` and in ``weight``) over a box,
+    as ``W+ l + W- u`` and ``W+ u + W- l``.
+
+    Not the centre-radius form ``W mid -+ |W| rad``: with huge ends (``1e17``) the two
+    products cancel and absorb every smaller term, and with infinite ends they are
+    ``inf - inf``. A ``0 * inf`` product left here is NaN; it becomes the side's
+    infinity, which is sound.
+    """
+    pos, neg = weight.clamp(min=0), weight.clamp(max=0)
+    low = apply(lower, pos) + apply(upper, neg)
+    high = apply(upper, pos) + apply(lower, neg)
+    return low.nan_to_num(-math.inf, posinf=math.inf), high.nan_to_num(math.inf, neginf=-math.inf)
+
+
+def _with_bias(interval: tuple[Tensor, Tensor], bias: Tensor) -> tuple[Tensor, Tensor]:
+    return interval[0] + bias, interval[1] + bias
+
+
 def _dense_interval(op: Dense, lowers, uppers):
-    mid = (uppers[0] + lowers[0]) / 2
-    rad = (uppers[0] - lowers[0]) / 2
-    center = F.linear(mid, op.weight, op.bias)
-    radius = F.linear(rad, op.weight.abs())
-    return center - radius, center + radius
+    interval = split_interval(F.linear, op.weight, lowers[0], uppers[0])
+    return _with_bias(interval, op.bias)
 
 
 # -------------------------------------------------------------------- Conv2d
@@ -138,13 +157,10 @@ def _conv_backward(op: Conv2d, lam: Tensor, shapes: Sequence[Shape]):
 
 
 def _conv_interval(op: Conv2d, lowers, uppers):
-    mid = (uppers[0] + lowers[0]) / 2
-    rad = (uppers[0] - lowers[0]) / 2
-    center = op.forward(mid)
-    radius = dataclasses.replace(
-        op, weight=op.weight.abs(), bias=torch.zeros_like(op.bias)
-    ).forward(rad)
-    return center - radius, center + radius
+    zero = torch.zeros_like(op.bias)
+    apply = lambda x, w: dataclasses.replace(op, weight=w, bias=zero).forward(x)  # noqa: E731
+    interval = split_interval(apply, op.weight, lowers[0], uppers[0])
+    return _with_bias(interval, op.bias[:, None, None])
 
 
 # ------------------------------------------------------- elementwise affine
@@ -153,11 +169,10 @@ def _ew_backward(op: ElementwiseAffine, lam: Tensor, shapes: Sequence[Shape]):
 
 
 def _ew_interval(op: ElementwiseAffine, lowers, uppers):
-    mid = (uppers[0] + lowers[0]) / 2
-    rad = (uppers[0] - lowers[0]) / 2
-    center = mid * op.scale + op.shift
-    radius = rad * op.scale.abs()
-    return center - radius, center + radius
+    def apply(x: Tensor, scale: Tensor) -> Tensor:
+        return torch.where(scale == 0, torch.zeros_like(x), x * scale)
+
+    return _with_bias(split_interval(apply, op.scale, lowers[0], uppers[0]), op.shift)
 
 
 # ------------------------------------------------------------------ AvgPool2d
@@ -240,12 +255,9 @@ def _matmul_backward(op: ConstMatMul, lam: Tensor, shapes: Sequence[Shape]):
 
 
 def _matmul_interval(op: ConstMatMul, lowers, uppers):
-    mid = (uppers[0] + lowers[0]) / 2
-    rad = (uppers[0] - lowers[0]) / 2
-    center = op.forward(mid)
-    absolute = dataclasses.replace(op, weight=op.weight.abs(), bias=op.bias.new_zeros(()))
-    radius = absolute.forward(rad)
-    return center - radius, center + radius
+    zero = op.bias.new_zeros(())
+    apply = lambda x, w: dataclasses.replace(op, weight=w, bias=zero).forward(x)  # noqa: E731
+    return _with_bias(split_interval(apply, op.weight, lowers[0], uppers[0]), op.bias)
 
 
 # ----------------------------------------------------------- ConvTranspose2d
@@ -261,12 +273,10 @@ def _conv_transpose_backward(op: ConvTranspose2d, lam: Tensor, shapes: Sequence[
 
 
 def _conv_transpose_interval(op: ConvTranspose2d, lowers, uppers):
-    mid = (uppers[0] + lowers[0]) / 2
-    rad = (uppers[0] - lowers[0]) / 2
-    center = op.forward(mid)
-    absolute = dataclasses.replace(op, weight=op.weight.abs(), bias=torch.zeros_like(op.bias))
-    radius = absolute.forward(rad)
-    return center - radius, center + radius
+    zero = torch.zeros_like(op.bias)
+    apply = lambda x, w: dataclasses.replace(op, weight=w, bias=zero).forward(x)  # noqa: E731
+    interval = split_interval(apply, op.weight, lowers[0], uppers[0])
+    return _with_bias(interval, op.bias[:, None, None])
 
 
 # ----------------------------------------------------------------- ReduceSum
@@ -323,21 +333,19 @@ def _generic_backward(op: Op, lam: Tensor, shapes: Sequence[Shape]):
 
 
 def _generic_interval(op: Op, lowers, uppers):
-    """Center-radius interval with ``|A|`` from the Jacobian (vjp of identity rows)."""
+    """:func:`split_interval` with ``A`` the Jacobian (vjp of identity rows)."""
     out_shape = op.output_shape(*(tuple(x.shape[1:]) for x in lowers))
     size = int(torch.Size(out_shape).numel())
     eye = torch.eye(size, dtype=lowers[0].dtype, device=lowers[0].device)
     lam = eye.reshape(1, size, *out_shape)
     grads, bias = _generic_backward(op, lam, [tuple(x.shape[1:]) for x in lowers])
-    center = bias.reshape(1, *out_shape).expand(lowers[0].shape[0], *out_shape)
-    radius = torch.zeros_like(center)
+    low = bias.reshape(1, *out_shape).expand(lowers[0].shape[0], *out_shape)
+    high = low
     for g, lo, hi in zip(grads, lowers, uppers):
         a = g.reshape(size, -1)
-        mid = ((lo + hi) / 2).flatten(1)
-        rad = ((hi - lo) / 2).flatten(1)
-        center = center + (mid @ a.T).reshape(center.shape)
-        radius = radius + (rad @ a.abs().T).reshape(center.shape)
-    return center - radius, center + radius
+        part = split_interval(lambda x, w: x @ w.T, a, lo.flatten(1), hi.flatten(1))
+        low, high = low + part[0].reshape(low.shape), high + part[1].reshape(low.shape)
+    return low, high
 
 
 def generic_rule() -> AffineRule:

@@ -251,5 +251,7 @@ def alpha_crown(
         if budget is not None and budget.expired():
             break
         loss = -_objective(lower, threshold).sum()
+        if not loss.requires_grad:  # no slope reaches the bound (e.g. a constant output)
+            break
         optimizer.step(list(torch.autograd.grad(loss, leaves, allow_unused=True)))
     return best, best_bounds, {"iterations": float(iterations)}

@@ -353,8 +353,8 @@ class _Search:
             x.requires_grad_(True)
             disjuncts = self.margins(x)
             values = (disjuncts + penalty).amin(dim=-1)
-            (grad,) = torch.autograd.grad(values.sum(), x)
-            x, values, grad = x.detach(), values.detach(), torch.nan_to_num(grad)
+            grad = _gradient(values.sum(), x)
+            x, values = x.detach(), values.detach()
             self.record(x, disjuncts.detach().amin(dim=-1))
             if self.done:
                 return
@@ -388,6 +388,16 @@ class _Search:
             _, found_margins = self.confirm(x64[self.found], np.flatnonzero(self.found))
             margins[self.found] = found_margins
         return x64, margins
+
+
+def _gradient(total: Tensor, x: Tensor) -> Tensor:
+    """``d total / d x`` (NaNs zeroed); zero where the margin does not depend on ``x``
+    differentiably (piecewise-constant outputs: Sign, ArgMax, steps), which sends every
+    start to a fresh uniform point, i.e. random search."""
+    if not total.requires_grad:
+        return torch.zeros_like(x)
+    (grad,) = torch.autograd.grad(total, x, allow_unused=True)
+    return torch.zeros_like(x) if grad is None else torch.nan_to_num(grad)
 
 
 def _keep_improving(

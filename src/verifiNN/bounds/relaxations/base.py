@@ -184,11 +184,17 @@ def _expand_lines(lin: LinearBounds, lam: Tensor) -> tuple[Tensor, Tensor, Any, 
     return lw, uw, lb, ub
 
 
+def _chosen_slopes(lam: Tensor, lw: Tensor, uw: Tensor) -> Tensor:
+    """``lam+ lw + lam- uw``, as written: the shortcut ``lam uw + lam+ (lw - uw)``
+    absorbs ``lw`` when ``uw`` is 2^53 times larger (exp's chord over a wide interval),
+    which made CROWN bound ``exp`` on [-60, 60] below by 1 instead of ~0."""
+    return lam.clamp(min=0) * lw + lam.clamp(max=0) * uw
+
+
 def elementwise_backward(op: Op, lin: LinearBounds, lam: Tensor) -> tuple[Tensor, Tensor | None]:
     """``lam^T f(x) >= (lam+ lw + lam- uw)^T x + lam+ . lb + lam- . ub``."""
     lw, uw, lb, ub = _expand_lines(lin, lam)
-    # lam+ lw + lam- uw = lam uw + lam+ (lw - uw): two passes fewer than a where().
-    new = torch.addcmul(lam * uw, lam.clamp(min=0), lw - uw)
+    new = _chosen_slopes(lam, lw, uw)
     bias = None
     if lb is not None:
         bias = dot_rows(lam.clamp(min=0), lb)
@@ -209,7 +215,7 @@ def guarded_backward(op: Op, lin: LinearBounds, lam: Tensor) -> tuple[Tensor, Te
     if finite:
         return elementwise_backward(op, lin, lam)
     lw, uw, lb, ub = _expand_lines(lin, lam)
-    new = torch.addcmul(lam * uw, lam.clamp(min=0), lw - uw)
+    new = _chosen_slopes(lam, lw, uw)
     pos, neg = lam.clamp(min=0), lam.clamp(max=0)
     bias = sum_rows(torch.where(pos > 0, pos * lb, torch.zeros_like(pos)))
     bias = bias + sum_rows(torch.where(neg < 0, neg * ub, torch.zeros_like(neg)))
