@@ -2,8 +2,9 @@
 
 Every node's bounds follow from its inputs' bounds by the op's interval rule
 (Gowal et al. 2018, "On the Effectiveness of Interval Bound Propagation for
-Training Verifiably Robust Models"): center-radius with ``|W|`` for affine ops,
-the relaxation registry's interval transfer for nonlinear ones.
+Training Verifiably Robust Models"): ``W+ l + W- u`` for affine ops
+(:func:`verifiNN.bounds.affine.split_interval`), the relaxation registry's
+interval transfer for nonlinear ones.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from torch import Tensor
 
 from verifiNN.bounds.graph import BoundGraph, interval_step
 from verifiNN.bounds.types import Interval
-from verifiNN.regions import RegionBatch
+from verifiNN.regions import BoxBatch, RegionBatch
 
 __all__ = ["input_interval", "interval_bounds", "interval_linear_bound"]
 
@@ -63,7 +64,5 @@ def interval_linear_bound(C: Tensor, output: Interval) -> Tensor:
     Returns:
         ``(B, m)`` lower bounds.
     """
-    lower = output.lower.flatten(1).unsqueeze(-1)
-    upper = output.upper.flatten(1).unsqueeze(-1)
-    pos = C.clamp(min=0)
-    return ((pos @ lower) + ((C - pos) @ upper)).squeeze(-1)
+    box = BoxBatch(output.lower.flatten(1), output.upper.flatten(1))
+    return box.concretize(C)  # a zero row entry ignores an infinite end (no 0 * inf)
