@@ -55,7 +55,7 @@ def bad(tmp_path_factory):
         handle.truncate(3 * 2**30)
     onnx.save(_onnx(helper.make_node("Hardmax", ["x"], ["y"], name="the_hardmax"), [1, 4], [1, 4]),
               d / "unsupported_op.onnx")  # fmt: skip
-    node = helper.make_node("MaxPool", ["x"], ["y"], name="the_pool", kernel_shape=[2, 2],
+    node = helper.make_node("AveragePool", ["x"], ["y"], name="the_pool", kernel_shape=[2, 2],
                             ceil_mode=1, strides=[3, 3])  # fmt: skip
     onnx.save(_onnx(node, [1, 1, 4, 4], [1, 1, 2, 2]), d / "unsupported_attribute.onnx")
     node = helper.make_node("MaxPool", ["x"], ["y"], name="padded_pool", kernel_shape=[2, 2],
@@ -96,7 +96,7 @@ CASES = {
     ),
     "unsupported attribute": (
         "verify {d}/unsupported_attribute.onnx {d}/ok.vnnlib",
-        "node 'the_pool' (MaxPool): attribute ceil_mode",
+        "node 'the_pool' (AveragePool): attribute ceil_mode",
     ),
     "pooling padding": (
         "verify {d}/pool_padding.onnx {d}/ok.vnnlib",

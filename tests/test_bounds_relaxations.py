@@ -16,6 +16,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from test_relaxations_integer import TESTED_TYPES as INTEGER_TESTED
 from test_relaxations_nonlinear import TESTED_TYPES as NONLINEAR_TESTED
 from verifiNN.bounds.affine import AFFINE_RULES, generic_rule
 from verifiNN.bounds.relaxations import RELAXATIONS
@@ -241,7 +242,7 @@ def test_product_backward_bounds_linear_functions():
 
 def test_every_registry_entry_is_tested():
     """Here or in ``test_relaxations_nonlinear`` (the elementwise functions, Max and Min)."""
-    tested = {type(op) for op in ELEMENTWISE} | {MaxPool2d, Mul} | NONLINEAR_TESTED
+    tested = {type(op) for op in ELEMENTWISE} | {MaxPool2d, Mul} | NONLINEAR_TESTED | INTEGER_TESTED
     assert tested == set(RELAXATIONS)
     assert all(callable(record.split_points) for record in RELAXATIONS.values())
     assert RELAXATIONS[ReLU].split_points(ReLU()) == (0.0,)

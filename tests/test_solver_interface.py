@@ -21,6 +21,8 @@ from conftest import save_onnx
 from verifiNN import solver_interface
 from verifiNN.cli import SUPPORTS_FLAGS, main
 from verifiNN.io.onnx import supported_ops
+from verifiNN.io.onnx.converters import CONVERTERS
+from verifiNN.io.onnx.folding import FOLDERS
 
 QUERY = """(vnnlib-version <2.0>)
 (declare-network N
@@ -195,3 +197,186 @@ def test_vnnlib_satisfactory_finds_no_wrong_verdict(tmp_path, category):
     summary = report["summary"]
     assert summary["failed"] == 0, report["results"]
     assert summary["passed"] == summary["total"] > 0, report["results"]
+
+
+# ------------------------------------------------------------------ operator and type gaps
+def test_supports_lists_every_registered_op_and_marks_the_folded_only_ones(capfd):
+    lines = _supports(capfd, "onnx-operators")
+    full = {line for line in lines if " " not in line}
+    partial = {line.split()[0] for line in lines if line.endswith(" * constant inputs only")}
+    assert len(full) + len(partial) == len(lines)  # no other line shape
+    assert set(CONVERTERS) <= full  # whatever is converted on data is claimed in full
+    assert set(FOLDERS) <= full | partial
+    assert partial.isdisjoint(CONVERTERS)
+    assert {"Concat", "MaxPool", "Mul", "Slice", "Gather", "Softmax", "Pow"} <= full
+
+
+def _run(capfd, query: Path, model: Path, *extra: str) -> tuple[int, list[str], str]:
+    code, out, err = _verify(capfd, str(query), "--network", f"N={model}", *extra)
+    return code, out.splitlines(), err
+
+
+def _one_query(tmp_path: Path, x: str, y: str, asserts: str, name: str = "q") -> Path:
+    path = tmp_path / f"{name}.vnnlib"
+    path.write_text(
+        f"(vnnlib-version <2.0>)\n(declare-network N (declare-input X {x}) "
+        f"(declare-output Y {y}))\n{asserts}\n"
+    )
+    return path
+
+
+def _box(entries: dict[str, tuple[float, float]]) -> str:
+    return "\n".join(
+        f"(assert (>= X[{k}] {lo}))\n(assert (<= X[{k}] {hi}))" for k, (lo, hi) in entries.items()
+    )
+
+
+@pytest.fixture
+def shape_model(tmp_path: Path) -> Path:
+    # Y = Shape(X): an int64 output that does not depend on X's values
+    path = tmp_path / "shape.onnx"
+    graph = helper.make_graph(
+        [helper.make_node("Shape", ["X"], ["Y"])], "s",
+        [helper.make_tensor_value_info("X", onnx.TensorProto.FLOAT, [2, 3])],
+        [helper.make_tensor_value_info("Y", onnx.TensorProto.INT64, [2])],
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("assertion", "verdict"), [("(>= Y[1] 4)", "unsat"), ("(<= Y[0] 2)", "sat")]
+)
+def test_int64_outputs_are_exact_and_printed_as_integers(
+    tmp_path, capfd, shape_model, assertion, verdict
+):
+    box = _box({f"{i},{j}": (0.0, 1.0) for i in range(2) for j in range(3)})
+    query = _one_query(tmp_path, "float32 [2,3]", "int64 [2]", f"{box}\n(assert {assertion})")
+    folder = tmp_path / "assignment"
+    code, lines, _ = _run(capfd, query, shape_model)
+    assert code == 0 and lines[0] == verdict
+    if verdict == "sat":
+        assert lines[-3:] == ["Y int64 [2]", "2", "3"]
+        assert main(["verify", str(query), "--network", f"N={shape_model}",
+                     "--serialise-assignments", str(folder)]) == 0  # fmt: skip
+        capfd.readouterr()
+        proto = onnx.TensorProto()
+        proto.ParseFromString((folder / "Y.pb").read_bytes())
+        assert proto.data_type == onnx.TensorProto.INT64
+        assert numpy_helper.to_array(proto).tolist() == [2, 3]
+
+
+def test_integer_variables_must_match_the_model_and_inputs_cannot_be_integers(
+    tmp_path, capfd, shape_model
+):
+    box = _box({f"{i},{j}": (0.0, 1.0) for i in range(2) for j in range(3)})
+    query = _one_query(tmp_path, "float32 [2,3]", "int32 [2]", f"{box}\n(assert (>= Y[0] 1))")
+    code, _, err = _run(capfd, query, shape_model)
+    assert code == 2 and "declared int32, but the model's 'Y' is int64" in err
+    query = _one_query(tmp_path, "int64 [2,3]", "int64 [2]", "(assert (>= Y[0] 1))", "q2")
+    code, _, err = _run(capfd, query, shape_model)
+    assert code == 2 and "input X has element type int64: integer inputs are not supported" in err
+
+
+def _pool_model(tmp_path: Path, **attrs) -> Path:
+    node = helper.make_node("MaxPool", ["X"], ["Y"], **attrs)
+    graph = helper.make_graph(
+        [node], "p", [helper.make_tensor_value_info("X", onnx.TensorProto.FLOAT, [1, 1, 5, 5])],
+        [helper.make_tensor_value_info("Y", onnx.TensorProto.FLOAT, None)],
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = tmp_path / f"pool{len(list(tmp_path.glob('pool*')))}.onnx"
+    onnx.save(model, path)
+    return path
+
+
+@pytest.mark.parametrize(("c", "verdict"), [(2.5, "unsat"), (1.5, "sat")])
+def test_dilated_maxpool_query_agrees_with_brute_force(tmp_path, capfd, c, verdict):
+    # Y[0,0,0,0] = max of X at rows/columns {0, 2}: the centre X[1,1] (up to 9) is skipped
+    model = _pool_model(tmp_path, kernel_shape=[2, 2], dilations=[2, 2])
+    bounds = {f"0,0,{i},{j}": (0.0, 9.0 if (i, j) == (1, 1) else 2.0) for i in range(5)
+              for j in range(5)}  # fmt: skip
+    query = _one_query(tmp_path, "float32 [1,1,5,5]", "float32 [1,1,3,3]",
+                       f"{_box(bounds)}\n(assert (>= Y[0,0,0,0] {c}))")  # fmt: skip
+    code, lines, _ = _run(capfd, query, model)
+    assert code == 0 and lines[0] == verdict
+    brute = max(bounds[f"0,0,{i},{j}"][1] for i in (0, 2) for j in (0, 2))
+    assert (verdict == "sat") == (brute >= c)
+
+
+def test_free_inputs_nothing_asserted_depends_on_are_pinned(tmp_path, capfd):
+    # ceil_mode: the bottom-right window holds X[0,0,4,4] only; every other entry is free
+    model = _pool_model(tmp_path, kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1)
+    bounds = "(assert (>= X[0,0,4,4] 5.0))\n(assert (<= X[0,0,4,4] 6.0))"
+    for c, verdict in ((5.5, "sat"), (6.5, "unsat")):
+        query = _one_query(tmp_path, "float32 [1,1,5,5]", "float32 [1,1,3,3]",
+                           f"{bounds}\n(assert (>= Y[0,0,2,2] {c}))", f"q{c}")  # fmt: skip
+        code, lines, _ = _run(capfd, query, model)
+        assert code == 0 and lines[0] == verdict
+        if verdict == "sat":
+            assert lines[1] == "X float32 [1,1,5,5]" and lines[2:26] == ["0.0"] * 24
+            assert 5.5 <= float(lines[26]) <= 6.0
+
+
+def test_free_inputs_the_assertions_depend_on_are_refused_by_name(tmp_path, capfd):
+    model = _pool_model(tmp_path, kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1)
+    query = _one_query(tmp_path, "float32 [1,1,5,5]", "float32 [1,1,3,3]",
+                       "(assert (>= X[0,0,0,0] 5.0))\n(assert (>= Y[0,0,0,0] 5.5))")  # fmt: skip
+    code, lines, err = _run(capfd, query, model)
+    assert code == 2 and lines == []
+    assert "X[0,0,0,0] (no upper bound), X[0,0,0,1] (no lower or upper bound)" in err
+    assert "and 21 more left free" in err
+
+
+def test_free_inputs_behind_an_op_that_loses_nan_are_refused(tmp_path, capfd):
+    # sign(NaN) = 0: the forward pass could not tell that Y[0] depends on X[1]
+    model = save_onnx(
+        tmp_path / "sign.onnx", [helper.make_node("Sign", ["X"], ["s"]),
+                                 helper.make_node("ReduceSum", ["s"], ["Y"], keepdims=0)],
+        [("X", [2])], [("Y", [])],
+    )  # fmt: skip
+    query = _one_query(
+        tmp_path,
+        "float32 [2]",
+        "float32 []",
+        "(assert (>= X[0] 1.0))\n(assert (<= X[0] 2.0))\n(assert (>= Y 2.0))",
+    )
+    code, _, err = _run(capfd, query, model)
+    assert code == 2 and "X[1] (no lower or upper bound)" in err
+
+
+@pytest.mark.parametrize(("assertion", "verdict"), [("(>= Y[0] 2.0)", "unsat"),
+                                                     ("(>= Y[2] 10.0)", "sat")])  # fmt: skip
+def test_concat_with_a_constant(tmp_path, capfd, assertion, verdict):
+    concat = helper.make_node("Concat", ["X", "c"], ["Y"], axis=0)
+    model = save_onnx(tmp_path / "cat.onnx", [concat], [("X", [2])], [("Y", [4])],
+                      [("c", np.array([10.0, 10.0]))])  # fmt: skip
+    query = _one_query(
+        tmp_path,
+        "float32 [2]",
+        "float32 [4]",
+        f"{_box({'0': (0.0, 1.0), '1': (0.0, 1.0)})}\n(assert {assertion})",
+    )
+    code, lines, _ = _run(capfd, query, model)
+    assert code == 0 and lines[0] == verdict
+    if verdict == "sat":
+        assert lines[-2:] == ["10.0", "10.0"]
+
+
+@pytest.mark.parametrize(("assertion", "verdict"), [("(>= Y[1,1] 4.5)", "unsat"),
+                                                     ("(>= Y[1,1] 3.5)", "sat")])  # fmt: skip
+def test_mul_by_a_constant_that_broadcasting_enlarges(tmp_path, capfd, assertion, verdict):
+    # Y = X * [1, 2]: X [2,1] becomes [2,2]; Y[1,1] = 2 X[1,0] <= 4
+    model = save_onnx(tmp_path / "mul.onnx", [helper.make_node("Mul", ["X", "c"], ["Y"])],
+                      [("X", [2, 1])], [("Y", [2, 2])], [("c", np.array([1.0, 2.0]))])  # fmt: skip
+    query = _one_query(
+        tmp_path,
+        "real [2,1]",
+        "real [2,2]",
+        f"{_box({'0,0': (1.0, 2.0), '1,0': (1.0, 2.0)})}\n(assert {assertion})",
+    )
+    code, lines, _ = _run(capfd, query, model)
+    assert code == 0 and lines[0] == verdict

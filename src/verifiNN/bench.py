@@ -44,7 +44,8 @@ from tqdm import tqdm
 from verifiNN.budget import Budget
 from verifiNN.errors import InvalidInputError, ResultFileError, VerifiNNError
 from verifiNN.executors import Executor, make_executor
-from verifiNN.io import load_onnx, load_vnnlib, vnncomp_word
+from verifiNN.io import NeedsConstantInputError, load_onnx, load_vnnlib, vnncomp_word
+from verifiNN.io.instance import box_key, specialised_network
 from verifiNN.models.network import Network
 from verifiNN.results import Verdict
 from verifiNN.specs import Specification
@@ -69,6 +70,9 @@ OUTPUT_COLUMNS = ("onnx", "vnnlib", "result", "seconds")
 """Header of the per-instance output CSV."""
 
 EXPECTED_FILE = "expected.csv"
+
+SPECIALISED_CACHE = 4
+"""Networks specialised to a property's input box kept per worker (each fits one box)."""
 
 
 @dataclass(frozen=True)
@@ -292,6 +296,7 @@ class InstanceRunner:
         self._networks: dict[str, Network] = {}
         self._failed: dict[str, VerifiNNError | OSError] = {}
         self._specs: dict[str, Specification] = {}
+        self._specialised: dict[tuple[str, str], Network] = {}  # (model, box digest) -> network
 
     def limit(self, instance: Instance) -> float:
         """The seconds ``instance`` runs under: its timeout, scaled, then capped."""
@@ -313,8 +318,7 @@ class InstanceRunner:
         """``(word, error message, internal, counterexample)`` for one instance."""
         budget = Budget.start(self.limit(instance))
         try:
-            network = self._network(self.root / instance.onnx)
-            spec = self._spec(self.root / instance.vnnlib, network)
+            network, spec = self._instance(instance)
             result = verify(
                 network, spec, method=self.method, timeout=budget.remaining(), device=self.device
             )
@@ -327,6 +331,23 @@ class InstanceRunner:
         except Exception as exc:  # a bug: logged with its traceback, flagged, the run goes on
             logger.exception("internal error on %s %s", instance.onnx, instance.vnnlib)
             return vnncomp_word(Verdict.ERROR), f"internal error: {exc!r}", True, None
+
+    def _instance(self, instance: Instance) -> tuple[Network, Specification]:
+        """The instance's network and property; a model that needs values its property
+        fixes is specialised to them (:func:`verifiNN.io.load_instance`), cached per model
+        and input box."""
+        model = self.root / instance.onnx
+        try:
+            network = self._network(model)
+        except NeedsConstantInputError as exc:
+            spec = self._property(self.root / instance.vnnlib)
+            key = (str(model.resolve()), box_key(spec))
+            if key not in self._specialised:
+                if len(self._specialised) >= SPECIALISED_CACHE:
+                    self._specialised.pop(next(iter(self._specialised)))
+                self._specialised[key] = specialised_network(model, spec, reason=exc)
+            return self._specialised[key], spec
+        return network, self._spec(self.root / instance.vnnlib, network)
 
     def _network(self, path: Path) -> Network:
         key = str(path.resolve())
@@ -341,12 +362,15 @@ class InstanceRunner:
         return self._networks[key]
 
     def _spec(self, path: Path, network: Network) -> Specification:
+        spec = self._property(path)
+        spec.validate_for(network)
+        return spec
+
+    def _property(self, path: Path) -> Specification:
         key = str(path.resolve())
         if key not in self._specs:
             self._specs[key] = load_vnnlib(path)
-        spec = self._specs[key]
-        spec.validate_for(network)
-        return spec
+        return self._specs[key]
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,14 @@ query compiler implements. ``verifinn verify QUERY --network NAME=MODEL``
 prints :func:`result_text`: the verdict line (``sat``, ``unsat``,
 ``unknown``, ``timed-out``) and, for ``sat``, every declared variable in
 declaration order as ``NAME TYPE [d1,d2]`` followed by its values, one per
-line, row-major; :func:`serialise_assignment` writes ``DIR/NAME.pb`` ONNX
-TensorProtos instead.
+line, row-major (integer and ``bool`` variables as integers);
+:func:`serialise_assignment` writes ``DIR/NAME.pb`` ONNX TensorProtos of the
+declared types instead.
+
+The operator list is derived, never written down: every op type with a
+converter (:data:`~verifiNN.io.onnx.converters.CONVERTERS`) is claimed in full,
+every other op the loader folds on constants (its own folders and ONNX's
+reference implementation) as ``NAME * constant inputs only``.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from verifiNN.bounds.affine import AFFINE_RULES
 from verifiNN.bounds.float_error import FLOAT_FORMATS, error_rule_ops
 from verifiNN.bounds.relaxations import RELAXATIONS
 from verifiNN.io.onnx import MAX_OPSET, MIN_OPSET, constant_only_ops, supported_ops
-from verifiNN.io.query import MODEL_ELEMENT_TYPES, THEORIES, Variable
+from verifiNN.io.query import INTEGER_TYPES, MODEL_ELEMENT_TYPES, THEORIES, Variable
 from verifiNN.io.vnnlib import VNNLIB_VERSIONS
 from verifiNN.results import Verdict
 from verifiNN.verifiers.queries import QueryResult
@@ -46,6 +52,7 @@ _TENSOR_TYPES = {
     "float32": onnx.TensorProto.FLOAT,
     "float16": onnx.TensorProto.FLOAT16,
     "bfloat16": onnx.TensorProto.BFLOAT16,
+    **{t: getattr(onnx.TensorProto, t.upper()) for t in INTEGER_TYPES},
 }
 
 
@@ -93,6 +100,8 @@ def verdict_line(verdict: Verdict) -> str:
 
 
 def _value_text(value: float, dtype: str) -> str:
+    if dtype in INTEGER_TYPES:
+        return str(round(value))
     if dtype in ("float32", "float16"):
         return str(np.dtype(dtype).type(value))  # shortest text that reads back to the value
     return repr(float(value))
@@ -118,7 +127,8 @@ def serialise_assignment(
     written = []
     for variable, values in assignment:
         data_type = _TENSOR_TYPES[variable.dtype]
-        flat = [float(v) for v in np.ravel(values)]
+        cast = round if variable.dtype in INTEGER_TYPES else float
+        flat = [cast(v) for v in np.ravel(values)]
         tensor = onnx.helper.make_tensor(variable.name, data_type, list(variable.shape), flat)
         path = folder / f"{variable.name}.pb"
         path.write_bytes(tensor.SerializeToString())

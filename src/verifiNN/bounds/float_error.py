@@ -44,7 +44,9 @@ real interval ``[l, u]``:
   ``Sqrt`` and ``Reciprocal``, the same assumption as for Sigmoid for ``Exp``,
   ``Log``, ``Pow``, ``Sin``, ``Cos`` and ``Erf``; ``Abs``, ``Clip``, ``Max``
   and ``Min`` are 1-Lipschitz and round nothing; ``Sign`` jumps by up to 2
-  where ``[l - e, u + e]`` reaches 0 (and ``e > 0``). A float input that may
+  where ``[l - e, u + e]`` reaches 0 (and ``e > 0``), ``Step`` by 1 there, and
+  ``Trunc`` by up to ``e + 1`` where ``[l - e, u + e]`` holds more than one
+  integer cell (``|trunc a - trunc b| <= |a - b| + 1``). A float input that may
   leave the function's domain (``Log``, ``Sqrt``, ``Reciprocal``, powers)
   gives an infinite bound, which is refused.
 
@@ -110,8 +112,10 @@ from verifiNN.ops import (
     Sin,
     Slice,
     Sqrt,
+    Step,
     Tanh,
     Transpose,
+    Trunc,
 )
 
 __all__ = [
@@ -418,6 +422,22 @@ def _sign_rule(op: Sign, inputs, fmt, exact) -> Tensor:
     return torch.where(jumps, torch.full_like(lo, 2.0), torch.zeros_like(lo))
 
 
+def _step_rule(op: Step, inputs, fmt, exact) -> Tensor:
+    """A jump of 1 where the float input may be on the other side of 0."""
+    (x,) = inputs
+    lo, hi = _hull(x)
+    jumps = (x.error > 0) & (lo <= 0) & (hi >= 0)
+    return torch.where(jumps, torch.ones_like(lo), torch.zeros_like(lo))
+
+
+def _trunc_rule(op: Trunc, inputs, fmt, exact) -> Tensor:
+    """``|trunc a - trunc b| <= |a - b| + 1``; 0 where the hull stays in one integer cell."""
+    (x,) = inputs
+    lo, hi = _hull(x)
+    moves = (x.error > 0) & (torch.trunc(lo) != torch.trunc(hi))
+    return torch.where(moves, x.error + 1.0, torch.zeros_like(lo))
+
+
 def _lipschitz_one(op: Abs | Clip, inputs, fmt, exact) -> Tensor:
     """1-Lipschitz and exact in floating point: ``e`` carries over."""
     return inputs[0].error.clone()
@@ -463,6 +483,8 @@ _RULES: dict[type[Op], Rule] = {
     Cos: _wave_rule,
     Erf: _transcendental(_erf_slope),
     Sign: _sign_rule,
+    Step: _step_rule,
+    Trunc: _trunc_rule,
     Abs: _lipschitz_one,
     Clip: _lipschitz_one,
     Max: _extremum,

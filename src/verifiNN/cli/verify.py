@@ -110,14 +110,13 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         check_writable(args.out)
     check_exists(model, ModelLoadError, "ONNX file")
     check_exists(prop, SpecError, "VNN-LIB file")
-    from verifiNN.io import load_onnx, load_vnnlib, vnncomp_word, write_result
+    from verifiNN.io import load_instance, vnncomp_word, write_result
     from verifiNN.results import Verdict
     from verifiNN.verifiers import verify
 
     set_threads(args.threads)
     with stdout_to_stderr():
-        network = load_onnx(model)
-        spec = load_vnnlib(prop, network)
+        network, spec = load_instance(model, prop)  # specialised when the model needs it
         result = verify(
             network,
             spec,

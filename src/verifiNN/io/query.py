@@ -27,7 +27,8 @@ network's outputs.
   float64 step lower, which stays sound both ways under the engines' proof
   margin (far above one step). Terms with the same box form a
   :class:`~verifiNN.specs.Case`; terms with an empty box are dropped; an
-  input entry a term leaves unbounded is an error.
+  input entry a term leaves free is pinned when nothing asserted depends on
+  it, else an error (:mod:`verifiNN.io.free_inputs`).
 * **A second opinion.** The network's :class:`~verifiNN.models.network.ModelOrigin`
   records how to evaluate its output with onnxruntime from the original
   models, so every counterexample is re-run on them.
@@ -36,8 +37,11 @@ Element types: a variable declared ``real`` is analysed in real arithmetic
 (the standard's consent to that); a float type (``float16``, ``bfloat16``,
 ``float32``, ``float64``) must match the model's tensor, and the query records
 its least precise one as :attr:`Query.float_format`, so the front door can
-account for rounding (:mod:`verifiNN.bounds.float_error`). Integer or boolean
-variables, and constructs the engines cannot model, raise
+account for rounding (:mod:`verifiNN.bounds.float_error`). An integer or
+``bool`` output or hidden variable must match the model's tensor type; it holds
+exact values (a tensor that does not depend on the input, such as the
+``Shape`` of it, becomes a constant node) and takes no part in the float
+format. Integer inputs, and constructs the engines cannot model, raise
 :class:`~verifiNN.errors.SpecError` naming them and their line.
 """
 
@@ -56,19 +60,23 @@ from typing import Any
 import numpy as np
 import onnx
 import vnnlib
+from onnx.reference import ReferenceEvaluator
 
 from verifiNN.errors import InvalidInputError, SpecError
 from verifiNN.io.files import read_bytes
+from verifiNN.io.free_inputs import boxed_cases
+from verifiNN.io.onnx.folding import NEVER_FOLDED
 from verifiNN.io.onnx.graph import FLOAT_TYPES as MODEL_FLOAT_TYPES
 from verifiNN.io.onnx.graph import Data, GraphBuilder
 from verifiNN.io.onnx.loader import OnnxModel, convert_into, read_model
 from verifiNN.models.network import ModelOrigin, Network, OnnxPart
 from verifiNN.models.passes import simplify
-from verifiNN.ops import Concat, Mul, Slice
-from verifiNN.specs import Box, Case, HalfSpaces, Specification
+from verifiNN.ops import Concat, Dense, Mul, Slice, as_tensor
+from verifiNN.specs import HalfSpaces, Specification
 
 __all__ = [
     "FLOAT_TYPES",
+    "INTEGER_TYPES",
     "MAX_DNF_TERMS",
     "MODEL_ELEMENT_TYPES",
     "THEORIES",
@@ -84,7 +92,10 @@ MAX_DNF_TERMS = 100_000
 """Most terms the disjunctive normal form of a query may have."""
 
 FLOAT_TYPES = ("float16", "float32", "float64", "bfloat16", "real")
-"""Element types of the variables a query may declare."""
+"""Real and float element types: any variable may be declared with one."""
+
+INTEGER_TYPES = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "bool")
+"""Integer element types (``bool``: 0 and 1): outputs and hidden variables only."""
 
 _PRECISION = ("real", "float64", "float32", "bfloat16", "float16")  # most precise first
 _ONNX_TYPES = {
@@ -92,6 +103,7 @@ _ONNX_TYPES = {
     onnx.TensorProto.DOUBLE: "float64",
     onnx.TensorProto.FLOAT16: "float16",
     onnx.TensorProto.BFLOAT16: "bfloat16",
+    **{getattr(onnx.TensorProto, t.upper()): t for t in INTEGER_TYPES},
 }
 MODEL_ELEMENT_TYPES = tuple(sorted(_ONNX_TYPES[t] for t in MODEL_FLOAT_TYPES))
 """VNN-LIB names of the model element types the ONNX loader accepts."""
@@ -112,7 +124,9 @@ THEORIES: dict[str, tuple[str, ...]] = {
 ``supports --<name>-theories`` capability."""
 
 _TYPE_NAMES = {"Real": "real", "F16": "float16", "F32": "float32", "F64": "float64",
-               "BF16": "bfloat16"}  # fmt: skip
+               "BF16": "bfloat16", "I8": "int8", "I16": "int16", "I32": "int32", "I64": "int64",
+               "U8": "uint8", "U16": "uint16", "U32": "uint32", "U64": "uint64",
+               "Bool": "bool"}  # fmt: skip
 _VERSION = re.compile(r"\(\s*vnnlib-version\b")
 _INPUT, _VALUE = "input", "value"
 
@@ -234,7 +248,13 @@ def _declared(query: Any) -> list[tuple[Any, list[Variable]]]:
                 if dtype is None:
                     raise SpecError(
                         f"variable {decl.name} has element type {decl.dtype.name}: verifiNN "
-                        f"analyses queries over {', '.join(FLOAT_TYPES)} variables only"
+                        f"analyses queries over {', '.join(FLOAT_TYPES)} variables, and "
+                        f"{', '.join(INTEGER_TYPES)} outputs and hidden variables"
+                    )
+                if kind == "input" and dtype in INTEGER_TYPES:
+                    raise SpecError(
+                        f"input {decl.name} has element type {dtype}: integer inputs are not "
+                        "supported (the engines search real boxes, not lattices of integers)"
                     )
                 if decl.name in names:
                     raise SpecError(f"variable {decl.name} is declared twice")
@@ -409,7 +429,9 @@ class _Layout:
 
 
 def _compile_spec(query: Any, layout: _Layout, path: str | None):
-    """The cases of the query and the extra output columns they need."""
+    """The cases of the query as ``(lower, upper, unsafe half-spaces)`` (a free input entry
+    has an infinite bound: see :func:`~verifiNN.io.free_inputs.boxed_cases`) and the extra
+    output columns they need."""
     compiler = _Compiler(layout.entries, layout.n_in)
     boxes: dict[bytes, tuple[np.ndarray, np.ndarray, list]] = {}
     for term in _dnf(query):
@@ -427,14 +449,6 @@ def _compile_spec(query: Any, layout: _Layout, path: str | None):
     n_out = layout.n_values + (layout.n_in if compiler.uses_input else 0) + len(compiler.monomials)
     cases = []
     for lower, upper, terms in boxes.values():
-        unbounded = np.flatnonzero(~np.isfinite(lower) | ~np.isfinite(upper))
-        if unbounded.size:
-            raise SpecError(
-                f"input entry {_entry_name(layout, int(unbounded[0]))} has no "
-                f"{'lower' if not np.isfinite(lower[unbounded[0]]) else 'upper'} bound: "
-                "every input must lie in a box",
-                path=path,
-            )
         disjuncts = []
         for rows in terms:
             C = np.zeros((len(rows), n_out))
@@ -444,10 +458,9 @@ def _compile_spec(query: Any, layout: _Layout, path: str | None):
                     C[r, compiler.resolve(block, index, layout.n_values)] += coeff
                 d[r] = rhs
             disjuncts.append(HalfSpaces(C, d))
-        cases.append(Case(Box(lower, upper), tuple(disjuncts)))
+        cases.append((lower, upper, tuple(disjuncts)))
     if not cases:  # every term is infeasible: nothing is unsafe
-        box = Box(np.zeros(layout.n_in), np.zeros(layout.n_in))
-        cases = [Case(box, ())]
+        cases = [(np.zeros(layout.n_in), np.zeros(layout.n_in), ())]
     return cases, n_out, compiler
 
 
@@ -511,11 +524,70 @@ def _match(model: OnnxModel, variables: list[Variable], kind: str, net: str) -> 
     return [t.name for t in tensors]
 
 
+def _input_independent(model: OnnxModel, wanted: Sequence[str]) -> set[str]:
+    """The ``wanted`` tensors whose values do not depend on the model's input values:
+    computed from constants and from shapes only (``Shape``, ``Size``). Random ops and
+    nodes with subgraphs (which may read any outer tensor) count as dependent."""
+    graph = model.proto.graph
+    dependent = {t.name for t in model.inputs}
+    produced = {o for node in graph.node for o in node.output if o} | set(model.constants)
+    subgraph = (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
+    for node in graph.node:  # ONNX graphs are topologically sorted
+        opaque = node.op_type in NEVER_FOLDED or any(a.type in subgraph for a in node.attribute)
+        reads = node.op_type not in ("Shape", "Size") and any(i in dependent for i in node.input)
+        if opaque or reads:
+            dependent.update(node.output)
+    return {w for w in wanted if w in produced and w not in dependent}
+
+
+def _constant_values(model: OnnxModel, names: Sequence[str]) -> list[np.ndarray]:
+    """The values of input-independent tensors (ONNX's reference implementation, on
+    zero inputs: their values do not matter)."""
+    feeds = {
+        t.name: np.zeros(t.full, onnx.helper.tensor_dtype_to_np_dtype(t.elem_type))
+        for t in model.inputs
+    }
+    try:
+        values = ReferenceEvaluator(model.proto).run(list(names), feeds)
+    except Exception as exc:  # the reference raises whatever numpy raises
+        message = f"{model.source}: cannot evaluate constant tensors {list(names)}: {exc}"
+        raise SpecError(message) from None
+    return [np.asarray(v, np.float64).reshape(-1) for v in values]
+
+
+def _convert_or_evaluate(
+    builder: GraphBuilder,
+    model: OnnxModel,
+    feeds: dict[str, Data],
+    wanted: Sequence[str],
+    exact: set[str],
+) -> list[Data]:
+    """The IR values of ``wanted`` tensors: converted nodes, or, for a tensor that does
+    not depend on the input (``Shape`` of the input, a constant), a node holding its value
+    (``0 x[0] + c``; added to ``exact``: it rounds nothing)."""
+    constant = _input_independent(model, wanted)
+    converted = iter(convert_into(builder, model, feeds, [w for w in wanted if w not in constant]))
+    values = dict(zip(sorted(constant), _constant_values(model, sorted(constant)))) if constant \
+        else {}  # fmt: skip
+    found = []
+    for name in wanted:
+        if name not in constant:
+            found.append(next(converted))
+            continue
+        value = values[name]
+        first = builder.add(Slice(0, 0, 1), ["X"], f"{name}/anchor", name)
+        op = Dense(as_tensor(np.zeros((value.size, 1))), as_tensor(value))
+        node = builder.add(op, [first], name, name)
+        exact.update((first, node))
+        found.append(Data(node, (value.size,)))
+    return found
+
+
 def _build(declared, models, layout: _Layout, compiler: _Compiler, source: str):
     """The query's network (simplified, with its origin), the same graph unsimplified,
     and the names of the nodes that multiply declared variables (see the module docstring)."""
     builder = GraphBuilder("X", (max(layout.n_in, 1),), source)
-    value_nodes, parts = [], []
+    value_nodes, parts, constants = [], [], set()
     for net, variables in declared:
         model = models[net.name]
         feeds, part_feeds = {}, []
@@ -531,7 +603,7 @@ def _build(declared, models, layout: _Layout, compiler: _Compiler, source: str):
         wanted_vars = [v for v in variables if v.kind == "output"] + [
             v for v in variables if v.kind == "hidden"
         ]
-        found = convert_into(builder, model, feeds, outputs + hidden)
+        found = _convert_or_evaluate(builder, model, feeds, outputs + hidden, constants)
         for v, data in zip(wanted_vars, found):
             if math.prod(data.shape) != v.size:
                 raise SpecError(
@@ -564,7 +636,7 @@ def _build(declared, models, layout: _Layout, compiler: _Compiler, source: str):
     output = builder.add(Concat(0), columns, "query", "query") if len(columns) > 1 else columns[0]
     network = Network.from_graph(builder.shapes["X"], builder.nodes, output, "argmax", "X")
     origin = ModelOrigin(source, None, None, tuple(parts), tuple(terms))
-    return simplify(network).with_origin(origin), network, frozenset(products)
+    return simplify(network).with_origin(origin), network, frozenset(products | constants)
 
 
 def load_query(path: str | os.PathLike, networks: Mapping[str, str | os.PathLike]) -> Query:
@@ -598,6 +670,7 @@ def load_query(path: str | os.PathLike, networks: Mapping[str, str | os.PathLike
     except SpecError as exc:
         raise SpecError(str(exc), path=path) from None
     name = Path(path).name.removesuffix(".gz").removesuffix(".vnnlib")
+    cases = boxed_cases(cases, graph, lambda i: _entry_name(layout, i), path)
     spec = Specification(tuple(cases), layout.n_in, n_out, path=path, name=name)
     spec.validate_for(network)
     variables = tuple(v for _, vs in declared for v in vs)
@@ -605,7 +678,8 @@ def load_query(path: str | os.PathLike, networks: Mapping[str, str | os.PathLike
         name: (_INPUT if space == _INPUT else "output", start)
         for name, (space, start, _) in layout.entries.items()
     }
-    declared_types = {v.dtype for v in variables}
+    # integer variables hold exact values (the model's integer ops are exact): no rounding
+    declared_types = {v.dtype for v in variables if v.dtype in _PRECISION} or {"real"}
     float_format = max(declared_types, key=_PRECISION.index)
     return Query(
         network, spec, variables, locations, path, graph, products,
@@ -643,6 +717,7 @@ def query_spec(text: str, path: str | None, network: Network | None = None) -> S
             path=path,
         )
     name = None if path is None else Path(path).name.removesuffix(".gz").removesuffix(".vnnlib")
+    cases = boxed_cases(cases, network, lambda i: _entry_name(layout, i), path)
     spec = Specification(tuple(cases), layout.n_in, n_out, path=path, name=name)
     if network is not None:
         spec.validate_for(network)

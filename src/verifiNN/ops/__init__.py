@@ -17,6 +17,7 @@ from verifiNN.ops.elementwise import (
     Sin,
     Sqrt,
 )
+from verifiNN.ops.integer import Step, Trunc
 from verifiNN.ops.linear import ConstMatMul, Conv2d, ConvTranspose2d, Dense, ElementwiseAffine
 from verifiNN.ops.pooling import AvgPool2d, MaxPool2d, ReduceSum
 from verifiNN.ops.structure import (
@@ -70,7 +71,9 @@ __all__ = [
     "Sin",
     "Slice",
     "Sqrt",
+    "Step",
     "Tanh",
     "Transpose",
+    "Trunc",
     "as_tensor",
 ]

@@ -13,19 +13,39 @@ from verifiNN.ops.base import Op, Shape
 __all__ = ["AvgPool2d", "MaxPool2d", "ReduceSum"]
 
 
-def _pooled_shape(shape: Shape, kernel, stride, padding, name: str) -> Shape:
+def _window_reaches_input(
+    size: int, kernel: int, stride: int, dilation: int, begin: int, count: int
+) -> bool:
+    """Whether each of ``count`` windows along one axis covers at least one input cell
+    (cells ``start + j * dilation`` for ``j < kernel``, ``start = i * stride - begin``)."""
+    for i in range(count):
+        start = i * stride - begin
+        first = max(0, -(start // dilation))  # least j with start + j * dilation >= 0
+        if first >= kernel or start + first * dilation >= size:
+            return False
+    return True
+
+
+def _pooled_shape(shape: Shape, kernel, stride, padding, name: str, dilation=(1, 1)) -> Shape:
     if len(shape) != 3:
         raise ValueError(f"{name} expects (C, H, W) inputs, got {shape}")
     top, left, bottom, right = padding
-    if max(top, bottom) >= kernel[0] or max(left, right) >= kernel[1]:
-        raise ValueError(
-            f"{name} padding {tuple(padding)} must be smaller than the kernel {tuple(kernel)}: "
-            "a window would cover padding only"
-        )
-    h = (shape[1] + top + bottom - kernel[0]) // stride[0] + 1
-    w = (shape[2] + left + right - kernel[1]) // stride[1] + 1
+    problem = ValueError(
+        f"{name} padding {tuple(padding)} must be smaller than the kernel {tuple(kernel)}: "
+        "a window would cover padding only"
+    )
+    if name == "AvgPool2d" and (max(top, bottom) >= kernel[0] or max(left, right) >= kernel[1]):
+        raise problem  # kept stricter than needed: the AvgPool rules assume it
+    span = [d * (k - 1) + 1 for k, d in zip(kernel, dilation)]  # the dilated window's extent
+    h = (shape[1] + top + bottom - span[0]) // stride[0] + 1
+    w = (shape[2] + left + right - span[1]) // stride[1] + 1
     if h <= 0 or w <= 0:
         raise ValueError(f"{name} kernel {kernel} does not fit input {shape}")
+    if not (
+        _window_reaches_input(shape[1], kernel[0], stride[0], dilation[0], top, h)
+        and _window_reaches_input(shape[2], kernel[1], stride[1], dilation[1], left, w)
+    ):
+        raise problem
     return (shape[0], h, w)
 
 
@@ -67,27 +87,37 @@ class AvgPool2d(Op):
 
 @dataclass(frozen=True, eq=False, repr=False)
 class MaxPool2d(Op):
-    """Max pooling (padding with -inf, as ONNX).
+    """Max pooling (padding with -inf, as ONNX), optionally dilated: a window's cells are
+    ``dilation`` apart (ONNX ``dilations``).
 
     Attributes:
-        kernel: ``(kH, kW)``; stride: ``(sH, sW)``; padding: ``(top, left, bottom, right)``.
+        kernel: ``(kH, kW)``; stride: ``(sH, sW)``; padding: ``(top, left, bottom, right)``;
+        dilation: ``(dH, dW)``.
     """
 
     kernel: tuple[int, int]
     stride: tuple[int, int]
     padding: tuple[int, int, int, int] = (0, 0, 0, 0)
+    dilation: tuple[int, int] = (1, 1)
 
     def forward(self, *inputs: Tensor) -> Tensor:
         top, left, bottom, right = self.padding
         x = inputs[0]
         # torch pads symmetrically and at most half a kernel; pad by hand otherwise.
-        if (top, left) != (bottom, right) or 2 * top > self.kernel[0] or 2 * left > self.kernel[1]:
+        if (
+            (top, left) != (bottom, right)
+            or 2 * top > self.kernel[0]
+            or 2 * left > self.kernel[1]
+            or tuple(self.dilation) != (1, 1)
+        ):
             x = F.pad(x, (left, right, top, bottom), value=float("-inf"))
             top = left = 0
-        return F.max_pool2d(x, self.kernel, self.stride, (top, left))
+        return F.max_pool2d(x, self.kernel, self.stride, (top, left), self.dilation)
 
     def output_shape(self, *input_shapes: Shape) -> Shape:
-        return _pooled_shape(input_shapes[0], self.kernel, self.stride, self.padding, "MaxPool2d")
+        return _pooled_shape(
+            input_shapes[0], self.kernel, self.stride, self.padding, "MaxPool2d", self.dilation
+        )
 
 
 @dataclass(frozen=True, eq=False, repr=False)

@@ -32,6 +32,7 @@ from:
   convex/concave pieces, intercepts by exact optimisation);
 * :mod:`.product`: the product of two nodes (McCormick 1976);
 * :mod:`.pooling`: MaxPool;
+* :mod:`.integer`: the Heaviside steps and truncation (integer-valued operators);
 * :mod:`.base`: the records and shared helpers.
 
 Every relaxation is sound for any ``alpha`` in ``[0, 1]``. Ops with a
@@ -49,6 +50,7 @@ from verifiNN.bounds.relaxations.base import (
     input_bounds,
 )
 from verifiNN.bounds.relaxations.convex import CONVEX_RELAXATIONS
+from verifiNN.bounds.relaxations.integer import INTEGER_RELAXATIONS
 from verifiNN.bounds.relaxations.periodic import PERIODIC_RELAXATIONS
 from verifiNN.bounds.relaxations.piecewise import PIECEWISE_RELAXATIONS, relu_parts
 from verifiNN.bounds.relaxations.pooling import POOLING_RELAXATIONS
@@ -76,5 +78,6 @@ RELAXATIONS: dict[type[Op], Relaxation] = {
     **POOLING_RELAXATIONS,
     **CONVEX_RELAXATIONS,
     **PERIODIC_RELAXATIONS,
+    **INTEGER_RELAXATIONS,
 }
 """Nonlinear op type -> its relaxation record (the only place relaxations live)."""

@@ -3,7 +3,8 @@
 Lower ``y >= x_j`` with ``j`` the window's largest lower bound; upper
 ``y <= M + (u_k - M) / (u_k - l_k) (x_k - l_k)`` with ``k`` the largest upper
 bound and ``M`` the window's second largest upper bound (``y = x_k`` when
-``l_k >= M``). Valid because ``max(x) <= max(x_k, M) = M + relu(x_k - M)``.
+``l_k >= M``). Valid because ``max(x) <= max(x_k, M) = M + relu(x_k - M)``. A dilated window
+(cells ``dilation`` apart) is handled alike: only which cells form a window changes.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def _windows(op: MaxPool2d, x: Tensor) -> tuple[Tensor, tuple[int, int]]:
     """``(B, C, H, W) -> (B, C, K, L)`` windows of the ``-inf``-padded input."""
     top, left, bottom, right = op.padding
     padded = F.pad(x, (left, right, top, bottom), value=float("-inf"))
-    cols = F.unfold(padded, op.kernel, stride=op.stride)
+    cols = F.unfold(padded, op.kernel, dilation=op.dilation, stride=op.stride)
     b, c = x.shape[:2]
     return cols.reshape(b, c, op.kernel[0] * op.kernel[1], -1), tuple(padded.shape[-2:])
 
@@ -75,6 +76,7 @@ def _maxpool_backward(op: MaxPool2d, wb: WindowBounds, lam: Tensor) -> tuple[Ten
         cols.reshape(batch * rows, channels * k, length),
         wb.padded_size,
         op.kernel,
+        dilation=op.dilation,
         stride=op.stride,
     )
     top, left, bottom, right = op.padding

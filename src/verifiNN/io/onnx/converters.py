@@ -20,7 +20,6 @@ from onnx import helper
 
 from verifiNN.io.onnx.folding import FOLDERS, SHAPE_OPS, folds
 from verifiNN.io.onnx.graph import (
-    FLOAT_TYPES,
     MAX_OPSET,
     Converter,
     Data,
@@ -32,6 +31,7 @@ from verifiNN.io.onnx.graph import (
     squeeze_shape,
     unsqueeze_shape,
 )
+from verifiNN.io.onnx.integer import CAST_TYPES, INTEGER_CONSTANT_INPUTS, INTEGER_CONVERTERS
 from verifiNN.io.onnx.layers import (
     convert_arithmetic,
     convert_batchnorm,
@@ -119,6 +119,7 @@ CONVERTERS: dict[str, Converter] = {
 }
 """Op type -> converter for nodes whose values depend on the network input."""
 CONVERTERS.update(NONLINEAR_CONVERTERS)  # elementwise functions, softmax, products of data
+CONVERTERS.update(INTEGER_CONVERTERS)  # comparisons, arg-max, one-hot, logic, integer casts
 
 CONSTANT_INPUTS: dict[str, tuple[int, ...]] = {
     "Reshape": (1,),
@@ -143,6 +144,7 @@ CONSTANT_INPUTS: dict[str, tuple[int, ...]] = {
 }
 """Op type -> the inputs its converter needs constant (indices, shapes, weights, conditions)."""
 CONSTANT_INPUTS.update(NONLINEAR_CONSTANT_INPUTS)
+CONSTANT_INPUTS.update(INTEGER_CONSTANT_INPUTS)
 
 
 @lru_cache(maxsize=1)
@@ -194,11 +196,15 @@ def _attribute_problems(node: onnx.NodeProto, opset: int) -> list[str]:
         if len(attrs.get("kernel_shape", [1])) > 2:
             bad("kernel_shape", "(only 1-D and 2-D windows are supported)")
     if op in ("AveragePool", "MaxPool") and any(d != 1 for d in attrs.get("dilations", [])):
-        bad("dilations", "(pooling dilations are not supported)")
+        if op == "AveragePool":
+            bad("dilations", "(AveragePool dilations are not supported)")
+        elif attrs.get("auto_pad", "NOTSET") in ("SAME_UPPER", "SAME_LOWER"):
+            # onnxruntime pads as if undilated; the ONNX reference follows the specification
+            bad("dilations", "(with auto_pad SAME_*: runtimes disagree on the padding)")
     if op == "Pad" and attrs.get("mode", "constant") not in ("constant", "reflect", "edge", "wrap"):
         bad("mode", "(expected constant, reflect, edge or wrap)")
-    if op == "Cast" and attrs.get("to") not in FLOAT_TYPES:
-        bad("to", "(only casts of data to float types are supported)")
+    if op == "Cast" and attrs.get("to") not in CAST_TYPES:
+        bad("to", "(only casts of data to float, integer and bool types are supported)")
     if op in ("Resize", "Upsample"):
         _resize_problems(attrs, bad)
     if op == "BatchNormalization":

@@ -317,6 +317,25 @@ def convert_conv_transpose(ctx: NodeContext) -> list[Value]:
     return [Data(out, _out_shape(x, channels, ctx.builder.shapes[out]))]
 
 
+def _ceil_padding(
+    sizes: Sequence[int],
+    kernel: Sequence[int],
+    dilations: Sequence[int],
+    strides: Sequence[int],
+    pads: tuple[int, int, int, int],
+) -> tuple[int, int, int, int]:
+    """``pads`` with the end padding ``ceil_mode=1`` adds: the output size rounds up, but
+    the last window must start inside the input or its begin padding (the ONNX rule)."""
+    ends = []
+    for size, k, d, s, lo, hi in zip(sizes, kernel, dilations, strides, pads[:2], pads[2:]):
+        span = d * (k - 1) + 1
+        count = -(-(size + lo + hi - span) // s) + 1
+        if (count - 1) * s >= size + lo:
+            count -= 1
+        ends.append(hi + max(0, (count - 1) * s + span - (size + lo + hi)))
+    return (pads[0], pads[1], ends[0], ends[1])
+
+
 def convert_pool(ctx: NodeContext) -> list[Value]:
     x = ctx.data(0)
     node, sizes = _spatial(ctx, x)
@@ -324,14 +343,16 @@ def convert_pool(ctx: NodeContext) -> list[Value]:
     kernel = [int(k) for k in ctx.attr("kernel_shape", [])]
     if len(kernel) != rank:
         raise ctx.invalid(f"kernel_shape {kernel} does not fit input {list(x.shape)}")
-    strides, pads = _window(ctx, sizes[2 - rank :], kernel, [1] * rank)
-    kernel2 = _lift(kernel, rank, 1)
+    dilations = [int(d) for d in ctx.attr("dilations", [1] * rank)]  # MaxPool only
+    strides, pads = _window(ctx, sizes[2 - rank :], kernel, dilations)
+    kernel2, dilations2 = _lift(kernel, rank, 1), _lift(dilations, rank, 1)
     if int(ctx.attr("ceil_mode", 0)) and ctx.attr("auto_pad", "NOTSET") == "NOTSET":
-        for size, k, s, lo, hi in zip(sizes, kernel2, strides, pads[:2], pads[2:]):
-            if (size + lo + hi - k) % s:
-                raise ctx.unsupported("attribute ceil_mode=1 changes the output size")
+        ceiled = _ceil_padding(sizes, kernel2, dilations2, strides, pads)
+        if ceiled != pads and ctx.node.op_type != "MaxPool":
+            raise ctx.unsupported("attribute ceil_mode=1 changes the output size")
+        pads = ceiled  # MaxPool pads with -inf: extra end padding is exact
     if ctx.node.op_type == "MaxPool":
-        op: Op = MaxPool2d(kernel2, strides, pads)
+        op: Op = MaxPool2d(kernel2, strides, pads, dilations2)
     else:
         op = AvgPool2d(kernel2, strides, pads, bool(ctx.attr("count_include_pad", 0)))
     out = ctx.add(op, [node])

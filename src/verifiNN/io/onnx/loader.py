@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +26,14 @@ from verifiNN.io.onnx.graph import (
     Value,
     node_label,
     sample_shape,
+)
+from verifiNN.io.onnx.integer import argmax_through_softmax
+from verifiNN.io.onnx.specialise import (
+    FixedEntries,
+    NeedsConstantInputError,
+    constant_input_needs,
+    needs_message,
+    specialise,
 )
 from verifiNN.models.network import LABELERS, ModelOrigin, Network
 from verifiNN.models.passes import simplify
@@ -185,10 +193,14 @@ def _check_model(model: OnnxModel, nodes: Sequence[onnx.NodeProto]) -> None:
     """Every operator converted; the ONNX checker's complaints are warnings only."""
     problems = unsupported_nodes(nodes, set(model.constants), model.opset)
     if problems:
-        raise UnsupportedModelError(
+        message = (
             f"{model.source}: {len(problems)} unsupported operator(s)/attribute(s): "
             + "; ".join(problems)
         )
+        needs = constant_input_needs(nodes, set(model.constants), model.opset)
+        if needs:  # fixing input entries may make them constant (verifiNN.io.load_instance)
+            raise NeedsConstantInputError(f"{needs_message(model.source, needs)}; {message}", needs)
+        raise UnsupportedModelError(message)
     try:
         onnx.checker.check_model(model.proto)
     except Exception as exc:  # onnxruntime runs many models the checker rejects
@@ -239,13 +251,21 @@ def convert_into(
     return found
 
 
-def load_onnx(path: str | os.PathLike, labeler: str = "argmax") -> Network:
+def load_onnx(
+    path: str | os.PathLike,
+    labeler: str = "argmax",
+    fixed_inputs: Mapping[str, FixedEntries] | None = None,
+) -> Network:
     """Load an ONNX model file as a :class:`~verifiNN.models.network.Network`.
 
     Args:
         path: the ``.onnx`` file; ``path.gz`` is read when ``path`` is absent,
             and a ``.gz`` path is decompressed.
         labeler: ``'argmax'`` or ``'argmin'`` (how :meth:`Network.classify` reads the outputs).
+        fixed_inputs: graph input name -> the box a property gives it, exact on the
+            entries it fixes: the model is first specialised to those entries
+            (:func:`~verifiNN.io.onnx.specialise.specialise`); the network is then
+            valid on that box only, and ``origin`` keeps the original model.
 
     Returns:
         The simplified network. ``network.input_shape`` is the per-sample input
@@ -257,9 +277,17 @@ def load_onnx(path: str | os.PathLike, labeler: str = "argmax") -> Network:
         ModelLoadError: a missing, empty, truncated or corrupt file, an invalid
             model or a dynamic non-batch input dimension.
         UnsupportedModelError: operators or attributes verifiNN does not
-            support (all of them are listed).
+            support (all of them are listed);
+            :class:`~verifiNN.io.onnx.specialise.NeedsConstantInputError` when
+            some node needs a constant input that depends on the network input.
     """
-    return onnx_to_network(_read_model(path), labeler=labeler, source=str(path))
+    model = _read_model(path)
+    if not fixed_inputs:
+        return onnx_to_network(model, labeler=labeler, source=str(path))
+    network = onnx_to_network(specialise(model, fixed_inputs, str(path)), labeler, str(path))
+    original = _without_final_argmax(model).SerializeToString()
+    dims = network.origin.input_shape if network.origin is not None else None
+    return network.with_origin(ModelOrigin(str(path), original, dims))
 
 
 def onnx_to_network(
@@ -294,7 +322,7 @@ def onnx_to_network(
     if labeler not in LABELERS:
         raise InvalidNetworkError(f"unknown labeler {labeler!r}: expected one of {LABELERS}")
     model = _without_final_argmax(model)
-    parsed = parse_model(model, source)
+    parsed = parse_model(argmax_through_softmax(model), source)  # origin: the model itself
     if len(parsed.inputs) != 1:
         raise UnsupportedModelError(
             f"{source}: a model is loaded on its own when it has one input; this one has "
