@@ -21,6 +21,8 @@ import os
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from verifiNN.bench import instance_key
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DECIDED = ("sat", "unsat")
 #: alpha-beta-CROWN's answer in ``expected.csv`` (the 2021 folders name its year).
@@ -28,8 +30,8 @@ ABCROWN_COLUMNS = ("abcrown", "vnncomp2021_abcrown")
 
 
 def _key(onnx: str, vnnlib: str) -> tuple[str, str]:
-    strip = lambda p: p.removesuffix(".gz")  # noqa: E731
-    return strip(onnx), strip(vnnlib)
+    """:func:`verifiNN.bench.instance_key` of the paths without their ``.gz``."""
+    return instance_key(onnx.removesuffix(".gz"), vnnlib.removesuffix(".gz"))
 
 
 def expected_rows(folder: Path) -> dict[tuple[str, str], dict[str, str]]:

@@ -130,6 +130,17 @@ def split_interval(
     return low.nan_to_num(-math.inf, posinf=math.inf), high.nan_to_num(math.inf, neginf=-math.inf)
 
 
+def _unbiased(op: Op) -> Callable[[Tensor, Tensor], Tensor]:
+    """``(x, w) -> op`` with weight ``w`` and no bias, applied to ``x`` (for
+    :func:`split_interval`; the bias is added once afterwards)."""
+
+    def apply(x: Tensor, weight: Tensor) -> Tensor:
+        zero = torch.zeros_like(op.bias)
+        return dataclasses.replace(op, weight=weight, bias=zero).forward(x)
+
+    return apply
+
+
 def _with_bias(interval: tuple[Tensor, Tensor], bias: Tensor) -> tuple[Tensor, Tensor]:
     return interval[0] + bias, interval[1] + bias
 
@@ -157,9 +168,7 @@ def _conv_backward(op: Conv2d, lam: Tensor, shapes: Sequence[Shape]):
 
 
 def _conv_interval(op: Conv2d, lowers, uppers):
-    zero = torch.zeros_like(op.bias)
-    apply = lambda x, w: dataclasses.replace(op, weight=w, bias=zero).forward(x)  # noqa: E731
-    interval = split_interval(apply, op.weight, lowers[0], uppers[0])
+    interval = split_interval(_unbiased(op), op.weight, lowers[0], uppers[0])
     return _with_bias(interval, op.bias[:, None, None])
 
 
@@ -255,9 +264,8 @@ def _matmul_backward(op: ConstMatMul, lam: Tensor, shapes: Sequence[Shape]):
 
 
 def _matmul_interval(op: ConstMatMul, lowers, uppers):
-    zero = op.bias.new_zeros(())
-    apply = lambda x, w: dataclasses.replace(op, weight=w, bias=zero).forward(x)  # noqa: E731
-    return _with_bias(split_interval(apply, op.weight, lowers[0], uppers[0]), op.bias)
+    interval = split_interval(_unbiased(op), op.weight, lowers[0], uppers[0])
+    return _with_bias(interval, op.bias)
 
 
 # ----------------------------------------------------------- ConvTranspose2d
@@ -273,9 +281,7 @@ def _conv_transpose_backward(op: ConvTranspose2d, lam: Tensor, shapes: Sequence[
 
 
 def _conv_transpose_interval(op: ConvTranspose2d, lowers, uppers):
-    zero = torch.zeros_like(op.bias)
-    apply = lambda x, w: dataclasses.replace(op, weight=w, bias=zero).forward(x)  # noqa: E731
-    interval = split_interval(apply, op.weight, lowers[0], uppers[0])
+    interval = split_interval(_unbiased(op), op.weight, lowers[0], uppers[0])
     return _with_bias(interval, op.bias[:, None, None])
 
 
