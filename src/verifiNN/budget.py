@@ -128,13 +128,9 @@ class Budget:
         Nested blocks keep the earlier deadline of the two. Without a deadline
         the block changes nothing.
         """
-        outer = _ACTIVE.get()
-        inner = self
-        if outer is not None and (
-            self.deadline is None or (outer.deadline is not None and outer.deadline < self.deadline)
-        ):
-            inner = outer
-        token = _ACTIVE.set(inner if inner.deadline is not None else outer)
+        outer = _ACTIVE.get()  # never a budget without a deadline
+        keep_outer = self.deadline is None or (outer is not None and outer.deadline < self.deadline)
+        token = _ACTIVE.set(outer if keep_outer else self)
         try:
             yield self
         finally:
