@@ -461,6 +461,20 @@ def _bounds(network: Network, regions: list, name: str):
     return ibp, compute_bounds(network, regions, method="crown", bounds=given)
 
 
+def _misses(value: torch.Tensor, bound: torch.Tensor, sign: float) -> torch.Tensor:
+    """How far ``value`` passes ``bound`` (a lower bound for ``sign = 1``, an upper one for
+    ``-1``) beyond :data:`SOUND_TOL`; ``-inf`` where it does not, ``inf`` for a NaN. Infinite
+    values are compared, not subtracted (``exp`` of a large logit is ``inf`` and within an
+    ``inf`` bound)."""
+    slack = SOUND_TOL * (1 + bound.abs())
+    limit = torch.where(torch.isinf(bound), bound, bound - sign * slack)
+    passed = sign * (limit - value) > 0
+    excess = torch.where(
+        passed, (sign * (bound - value)).nan_to_num(torch.inf, torch.inf), -torch.inf
+    )
+    return torch.where(torch.isnan(value) | torch.isnan(bound), torch.inf, excess)
+
+
 def _first_unsound(network: Network, bounds, ranges, case: int) -> str | None:
     """The first node (topological order) whose bounds miss a sampled value (a NaN bound
     or value counts as a miss), described."""
@@ -469,16 +483,12 @@ def _first_unsound(network: Network, bounds, ranges, case: int) -> str | None:
         low, arg_low, high, arg_high = ranges[name]
         lower = bounds[name].lower[case].reshape(-1)
         upper = bounds[name].upper[case].reshape(-1)
-        below = (lower - low) - SOUND_TOL * (1 + lower.abs())
-        above = (high - upper) - SOUND_TOL * (1 + upper.abs())
-        below = torch.where(torch.isnan(below), torch.inf, below)
-        above = torch.where(torch.isnan(above), torch.inf, above)
         for excess, value, bound, arg, side in (
-            (below, low, lower, arg_low, "below its lower"),
-            (above, high, upper, arg_high, "above its upper"),
+            (_misses(low, lower, 1.0), low, lower, arg_low, "below its lower"),
+            (_misses(high, upper, -1.0), high, upper, arg_high, "above its upper"),
         ):
             k = int(torch.argmax(excess))
-            if excess[k] > 0:
+            if excess[k] > -torch.inf:
                 return (
                     f"node {name!r} ({ops.get(name, 'input')}) entry {k}: sample "
                     f"{int(arg[k])} gives {float(value[k])!r}, {side} bound {float(bound[k])!r}"
