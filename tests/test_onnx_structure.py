@@ -209,6 +209,34 @@ CASES = {
             "c3": RNG.random((2, 3, 1)) < 0.5,
         },
     ),
+    "where_data_condition": lambda: _model(
+        [
+            _node("Greater", ["X", "t"], "c"),
+            _node("Relu", ["X"], "r"),
+            _node("Where", ["c", "X", "low"], "w1"),  # data, a broadcast constant
+            _node("Less", ["r", "t2"], "c2"),
+            _node("Where", ["c2", "w1", "r"], "w2"),  # both data
+            _node("Where", ["c", "k", "w2"]),  # a constant first
+        ],
+        [1, 3, 4],
+        {
+            "t": _f32(3, 4) * 0.5,
+            "low": _f32(1, 4),
+            "t2": np.float32(0.4),
+            "k": _f32(2, 1, 4),  # broadcasts the output up
+        },
+    ),
+    # Pow with an exponent tensor: one Pow per distinct exponent
+    "pow_exponent_tensor": lambda: _model(
+        [_node("Pow", ["X", "e"])],
+        [1, 3, 4],
+        {"e": np.array([[2.0], [3.0], [1.0]], np.float32)},
+    ),
+    "pow_exponent_tensor_broadcast_up": lambda: _model(
+        [_node("Relu", ["X"], "r"), _node("Pow", ["r", "e"])],
+        [1, 2, 4],
+        {"e": np.array([[[2.0]], [[0.5]], [[4.0]]], np.float32)},
+    ),
     "concat_with_constants": lambda: _model(
         [
             _node("Concat", ["cls", "X", "tail"], "c", axis=1),
@@ -520,7 +548,7 @@ def test_unsupported_inputs_and_attributes_are_listed_before_work():
         [
             _node("Relu", ["X"], "r"),
             _node("Greater", ["r", "zero"], "pos"),
-            _node("Where", ["pos", "r", "X"], "w"),  # a data condition
+            _node("Where", ["pos", "r", "X"], "w"),  # a data condition converts
             _node("Cast", ["w"], "ints", to=TensorProto.INT64),
             _node("Cast", ["ints"], "f", to=FLOAT),
             _node(
@@ -540,8 +568,6 @@ def test_unsupported_inputs_and_attributes_are_listed_before_work():
         onnx_to_network(model, source="bad.onnx")
     message = str(info.value)
     for text in (  # Greater and casts to integers convert (io/onnx/integer.py)
-        "where_w",
-        "input 0 ('pos') must be a constant",
         "tf_crop_and_resize",
         "slice_Y",
         "input 2 ('ints')",

@@ -56,7 +56,6 @@ from verifiNN.io.onnx.shapes import (
     convert_split,
     convert_tile,
     convert_transpose,
-    convert_where,
     relabel,
 )
 from verifiNN.ops import LeakyReLU, Op, ReLU, Sigmoid, Tanh
@@ -92,7 +91,6 @@ CONVERTERS: dict[str, Converter] = {
     "Split": convert_split,
     "Tile": convert_tile,
     "Expand": convert_expand,
-    "Where": convert_where,
     "Concat": convert_concat,
     "Pad": convert_pad,
     "Resize": convert_resize,
@@ -130,7 +128,6 @@ CONSTANT_INPUTS: dict[str, tuple[int, ...]] = {
     "Split": (1,),
     "Tile": (1,),
     "Expand": (1,),
-    "Where": (0,),
     "Pad": (1, 2, 3),
     "Resize": (1, 2, 3),
     "Upsample": (1,),

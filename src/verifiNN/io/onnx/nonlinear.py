@@ -4,9 +4,9 @@
 :data:`verifiNN.io.onnx.converters.CONVERTERS`) maps
 
 * the elementwise functions ``Exp``, ``Log``, ``Reciprocal``, ``Sqrt``,
-  ``Sin``, ``Cos``, ``Sign``, ``Abs``, ``Erf``, ``Pow`` (constant scalar
-  exponent; a constant positive base and a data exponent becomes
-  ``exp(ln(c) y)``), ``Clip`` (constant bounds) and ``Max``/``Min`` (any
+  ``Sin``, ``Cos``, ``Sign``, ``Abs``, ``Erf``, ``Pow`` (a constant exponent,
+  one ``Pow`` per distinct value of an exponent tensor; a constant positive base
+  and a data exponent becomes ``exp(ln(c) y)``), ``Clip`` (constant bounds) and ``Max``/``Min`` (any
   number of operands, data or constant) onto the IR ops of
   :mod:`verifiNN.ops.elementwise`;
 * the composites onto those primitives plus affine IR ops:
@@ -25,6 +25,8 @@
     then the scale and bias;
   - ``Gelu`` (opset 20): ``x * (1 + erf(x / sqrt 2)) / 2``, or with
     ``approximate='tanh'`` ``x * (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3))) / 2``;
+  - ``Where`` with a data condition ``c``: ``c * X + (1 - c) * Y`` (a constant
+    condition selects in :mod:`verifiNN.io.onnx.shapes`);
   - ``Div`` by a data tensor: ``x * reciprocal(y)`` (``c / y`` for a constant ``c``);
   - ``MatMul`` of two data tensors: ``out[..., m, n] = sum_k a[..., m, k] b[..., k, n]``,
     the products ``a[..., m, :] * b[..., :, n]`` laid out as ``[..., M, N, K]``
@@ -44,11 +46,12 @@ import numpy as np
 
 from verifiNN.io.onnx.graph import Converter, Data, NodeContext, Value, normalize_axis, sample_shape
 from verifiNN.io.onnx.layers import affine, convert_arithmetic, convert_matmul, matmul_right
-from verifiNN.io.onnx.shapes import transpose
+from verifiNN.io.onnx.shapes import convert_where, select, transpose
 from verifiNN.ops import (
     Abs,
     Add,
     Clip,
+    Concat,
     Cos,
     Erf,
     Exp,
@@ -145,12 +148,58 @@ def _convert_pow(ctx: NodeContext) -> list[Value]:
             raise ctx.unsupported("a constant base must be positive when the exponent is data")
         return [_apply(ctx, Exp(), _scale(ctx, exponent, np.log(base.astype(np.float64)), 0.0))]
     x = ctx.data(0)
-    p = _scalar(ctx, ctx.const(1, "exponent"), "the exponent")
-    if not math.isfinite(p):
-        raise ctx.unsupported(f"exponent {p} is not finite")
+    exponents = np.asarray(ctx.const(1, "exponent"), np.float64)
+    if not np.all(np.isfinite(exponents)):
+        raise ctx.unsupported("the exponent is not finite")
+    if exponents.size and np.all(exponents == exponents.reshape(-1)[0]):
+        return [_power(ctx, x, float(exponents.reshape(-1)[0]))]
+    return [_power_by_entry(ctx, x, exponents)]
+
+
+def _power(ctx: NodeContext, x: Data, p: float) -> Data:
     if p == 1:
-        return [x]
-    return [_apply(ctx, Sqrt() if p == 0.5 else Pow(p), x)]
+        return x
+    return _apply(ctx, Sqrt() if p == 0.5 else Pow(p), x)
+
+
+def _power_by_entry(ctx: NodeContext, x: Data, exponents: np.ndarray) -> Data:
+    """``x ** e`` for a constant tensor ``e`` of several values: the entries of each
+    exponent are gathered, raised by one ``Pow`` each, and put back in place."""
+    out_shape = _common(ctx, [x.shape, exponents.shape])
+    size = int(np.prod(out_shape))
+    flat = Data(ctx.broadcast(x, out_shape).node, (size,))
+    per_entry = np.broadcast_to(exponents, out_shape).reshape(-1)
+    parts, order = [], []
+    for p in np.unique(per_entry):
+        (entries,) = np.nonzero(per_entry == p)
+        parts.append(_power(ctx, select(ctx, flat, 0, entries.tolist()), float(p)))
+        order.extend(entries.tolist())
+    nodes = [ctx.view(part, part.shape) for part in parts]
+    joined = Data(ctx.add(Concat(0), nodes), (size,))
+    back = select(ctx, joined, 0, np.argsort(np.asarray(order)).tolist())
+    return Data(back.node, out_shape)
+
+
+def _convert_where(ctx: NodeContext) -> list[Value]:
+    """``Where``; with a data condition ``c`` (0/1) as ``c * X + (1 - c) * Y``: each
+    product is exact in floating point (one factor is 0 or 1) and so is the sum (one
+    term is 0), and the products get the bilinear relaxation."""
+    condition = ctx.inputs[0]
+    if not isinstance(condition, Data):
+        return convert_where(ctx)
+    kept = _where_term(ctx, condition, ctx.inputs[1], "X")
+    other = _where_term(ctx, _scale(ctx, condition, -1.0, 1.0), ctx.inputs[2], "Y")
+    return [_pair(ctx, Add(), kept, other)]
+
+
+def _where_term(ctx: NodeContext, mask: Data, value: Value, what: str) -> Data:
+    """``mask * value`` for a 0/1 ``mask`` and a data or finite constant ``value``."""
+    if isinstance(value, Data):
+        return _pair(ctx, Mul(), mask, value)
+    constant = np.asarray(value, np.float64)
+    if not np.all(np.isfinite(constant)):
+        raise ctx.unsupported(f"{what} holds non-finite values under a data condition")
+    return _scale(ctx, mask, constant, 0.0)
 
 
 def _clip_bounds(ctx: NodeContext) -> tuple[float, float]:
@@ -376,6 +425,7 @@ NONLINEAR_CONVERTERS: dict[str, Converter] = {
     "Abs": _unary(Abs),
     "Erf": _unary(Erf),
     "Pow": _convert_pow,
+    "Where": _convert_where,
     "Clip": _convert_clip,
     "Max": _extremum(True),
     "Min": _extremum(False),
