@@ -27,10 +27,16 @@ import torch
 from torch import Tensor
 
 from verifiNN.bounds.adam import ProjectedAdam
-from verifiNN.bounds.crown import crown_linear_bound, needs_rows, row_bounds
+from verifiNN.bounds.crown import (
+    backward_worthwhile,
+    crown_linear_bound,
+    needs_rows,
+    row_bounds,
+    uses_forms,
+)
 from verifiNN.bounds.graph import BoundGraph, RelaxFn
 from verifiNN.bounds.relaxations import RELAXATIONS, input_bounds
-from verifiNN.bounds.types import AlphaOptions, Interval
+from verifiNN.bounds.types import AlphaOptions, CrownOptions, Interval
 from verifiNN.budget import Budget
 from verifiNN.memory import allowance
 from verifiNN.models.network import Node
@@ -96,9 +102,12 @@ def _starts(
     input_set: RegionBatch,
     bounds: Mapping[str, Interval],
     given: Mapping[str, Interval] | None,
+    crown: CrownOptions,
 ) -> list[tuple[Node, Tensor]]:
-    """Intermediate nodes whose bounds are re-optimised, with their neuron rows."""
+    """Intermediate nodes whose bounds are re-optimised, with their neuron rows (not
+    those CROWN left to forward forms, :func:`~verifiNN.bounds.crown.backward_worthwhile`)."""
     box = isinstance(input_set, BoxBatch)
+    forms = uses_forms(graph, input_set, crown)
     starts = []
     for node in graph.nodes:
         if node.name not in graph.preactivations or (given and node.name in given):
@@ -111,7 +120,7 @@ def _starts(
         ):
             continue
         index = needs_rows(graph, node.name, bounds[node.name])
-        if index is not None:
+        if index is not None and backward_worthwhile(graph, node.name, index, forms, crown):
             starts.append((node, index))
     return starts
 
@@ -214,7 +223,11 @@ def alpha_crown(
     ):
         return best, best_bounds, {"iterations": 0}
     adaptive = options.crown.adaptive_relu
-    starts = _starts(graph, input_set, bounds, given) if options.optimize_intermediate else []
+    starts = (
+        _starts(graph, input_set, bounds, given, options.crown)
+        if options.optimize_intermediate
+        else []
+    )
     affordable = _affordable_starts(
         graph, starts, input_set.batch, int(C.shape[1]), crown_lower.element_size()
     )

@@ -90,6 +90,12 @@ class CrownOptions:
         chunk_elements: and at most as many regions as keep the largest
             backward coefficient tensor (``2 x`` widest pre-activation ``x``
             widest node per region) under this many elements.
+        forward_forms: forward linear bounds of every node when the input has
+            at most :data:`~verifiNN.bounds.forward.FORWARD_INPUT_LIMIT`
+            entries (:mod:`verifiNN.bounds.forward`); never looser.
+        backward_work: with forward forms, a node's neurons get backward passes
+            only when those passes cross at most this many coefficient entries
+            (rows times node entries); CROWN's passes stay where they are cheap.
     """
 
     intersect_ibp: bool = True
@@ -97,6 +103,8 @@ class CrownOptions:
     chunk_rows: int = 4096
     chunk_regions: int = 64
     chunk_elements: int = 2**19
+    forward_forms: bool = True
+    backward_work: int = 2**25
 
 
 @dataclass(frozen=True)
