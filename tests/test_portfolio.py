@@ -297,6 +297,33 @@ def test_checkpoint_raises_only_past_an_enforced_deadline():
             checkpoint()
 
 
+def test_row_chunks_are_sized_by_the_time_a_row_takes(monkeypatch):
+    """Intermediate rows go in chunks that take about PASS_SECONDS each (and at most half
+    of what an enforced deadline leaves), every row exactly once, in order."""
+    from verifiNN.bounds import crown
+
+    clock = _FakeClock()
+    monkeypatch.setattr(crown.time, "perf_counter", lambda: clock.now)
+    index = torch.arange(1000).reshape(1, 1000)
+    per_row = 0.002  # seconds a row's pass takes
+    sizes, seen = [], []
+    for chunk in crown._timed_chunks(index, most=300):
+        sizes.append(int(chunk.shape[1]))
+        seen.extend(chunk[0].tolist())
+        clock.now += per_row * chunk.shape[1]
+    assert seen == list(range(1000))
+    assert sizes[0] == crown.PROBE_ROWS
+    target = round(crown.PASS_SECONDS / per_row)  # 250 rows
+    assert all(s == min(300, target) for s in sizes[1:-1]) and sizes[-1] <= target
+    sizes = []
+    with Budget.start(0.1, clock).enforce():  # 0.1 s left: chunks of at most 50 rows
+        for chunk in crown._timed_chunks(index, most=300):
+            sizes.append(int(chunk.shape[1]))
+            clock.now += 1e-3 * chunk.shape[1]
+    assert 1 <= max(sizes[1:]) <= round(0.5 * 0.1 / 1e-3)  # not the 300 memory allows
+    assert sum(sizes) == 1000
+
+
 def test_a_bound_pass_stops_at_an_enforced_deadline():
     network = _tiny_net(3)
     box = Box(np.full(2, -1.0), np.full(2, 1.0))

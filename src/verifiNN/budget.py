@@ -26,7 +26,7 @@ from contextlib import contextmanager
 
 from verifiNN.errors import InvalidInputError
 
-__all__ = ["Budget", "DeadlineReached", "checkpoint"]
+__all__ = ["Budget", "DeadlineReached", "checkpoint", "time_left"]
 
 
 class DeadlineReached(Exception):  # noqa: N818 (a signal, not an error of the user's)
@@ -45,6 +45,13 @@ def checkpoint() -> None:
     budget = _ACTIVE.get()
     if budget is not None and budget.expired():
         raise DeadlineReached(f"deadline passed {-budget.remaining_signed():.3f} s ago")
+
+
+def time_left() -> float:
+    """Seconds before the innermost enforced deadline (``math.inf`` outside ``enforce``):
+    what a long computation may plan its next uninterruptible step with."""
+    budget = _ACTIVE.get()
+    return math.inf if budget is None else budget.remaining()
 
 
 class Budget:

@@ -26,7 +26,8 @@ rest"), which is how branch and bound will inject split constraints.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator, Mapping
 
 import torch
 from torch import Tensor
@@ -36,7 +37,7 @@ from verifiNN.bounds.graph import BoundGraph, RelaxFn, backward, interval_step
 from verifiNN.bounds.interval import input_interval
 from verifiNN.bounds.relaxations import RELAXATIONS, input_bounds
 from verifiNN.bounds.types import CrownOptions, Interval
-from verifiNN.budget import checkpoint
+from verifiNN.budget import checkpoint, time_left
 from verifiNN.memory import allowance, check_fits
 from verifiNN.models.network import Node
 from verifiNN.ops import Dense
@@ -184,6 +185,30 @@ def backward_worthwhile(
     return 2 * index.numel() * crossed <= options.backward_work
 
 
+PASS_SECONDS = 0.5
+"""Target seconds of one backward pass of intermediate rows: the bound passes check the
+deadline between nodes and passes, so no step between two checks runs much longer."""
+
+PROBE_ROWS = 16
+"""Rows of the first pass of a node, which measures the time one row takes."""
+
+
+def _timed_chunks(index: Tensor, most: int) -> Iterator[Tensor]:
+    """``index`` split into chunks of rows sized by the time the previous chunk took
+    (:data:`PASS_SECONDS`, at most half the enforced time left) and at most ``most``.
+
+    The caller passes each chunk before asking for the next one."""
+    start, step, total = 0, min(most, PROBE_ROWS), int(index.shape[1])
+    while start < total:
+        chunk = index[:, start : start + step]
+        began = time.perf_counter()
+        yield chunk
+        per_row = max((time.perf_counter() - began) / chunk.shape[1], 1e-9)
+        start += chunk.shape[1]
+        planned = min(PASS_SECONDS, 0.5 * time_left())
+        step = max(1, min(most, int(planned / per_row)))
+
+
 def _tighten(
     graph: BoundGraph,
     node: Node,
@@ -200,7 +225,8 @@ def _tighten(
     lower = interval.lower.flatten(1).clone()
     upper = interval.upper.flatten(1).clone()
     rows = min(options.chunk_rows, max(1, rows_per_pass(graph, index.shape[0], lower) // 2))
-    for chunk in index.split(rows, dim=1):
+    for chunk in _timed_chunks(index, rows):
+        checkpoint()
         low, high = row_bounds(graph, node, chunk, relax, input_set)
         if options.intersect_ibp:
             low = torch.maximum(low, lower.gather(1, chunk))
