@@ -324,6 +324,23 @@ def test_row_chunks_are_sized_by_the_time_a_row_takes(monkeypatch):
     assert sum(sizes) == 1000
 
 
+def test_alpha_crown_starts_no_iteration_that_would_end_past_its_budget(monkeypatch):
+    from verifiNN.bounds import AlphaOptions, alpha
+
+    ticks = iter(range(10_000))
+    monkeypatch.setattr(alpha.time, "perf_counter", lambda: float(next(ticks)))  # 1 s a step
+    network = Network(*random_mlp_params(np.random.default_rng(3), [4, 16, 16, 3]))
+    box = Box(-np.ones(4), np.ones(4))
+    options = AlphaOptions(iterations=6, early_stop=False)
+    clock = _FakeClock()
+    few = compute_bounds(network, box, method="alpha-crown", options=options,
+                         budget=Budget.start(0.5, clock))  # fmt: skip
+    assert few.statistics["iterations"] == 1  # the first took 1 s, more than the 0.5 s left
+    many = compute_bounds(network, box, method="alpha-crown", options=options,
+                          budget=Budget.start(100.0, clock))  # fmt: skip
+    assert many.statistics["iterations"] == 6
+
+
 def test_a_bound_pass_stops_at_an_enforced_deadline():
     network = _tiny_net(3)
     box = Box(np.full(2, -1.0), np.full(2, 1.0))

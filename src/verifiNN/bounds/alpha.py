@@ -21,6 +21,8 @@ row proved).
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Callable, Mapping
 
 import torch
@@ -37,7 +39,7 @@ from verifiNN.bounds.crown import (
 from verifiNN.bounds.graph import BoundGraph, RelaxFn
 from verifiNN.bounds.relaxations import RELAXATIONS, input_bounds
 from verifiNN.bounds.types import AlphaOptions, CrownOptions, Interval
-from verifiNN.budget import Budget
+from verifiNN.budget import Budget, time_left
 from verifiNN.memory import allowance
 from verifiNN.models.network import Node
 from verifiNN.regions import BoxBatch, RegionBatch
@@ -95,6 +97,11 @@ def alpha_relax(bounds: Mapping[str, Interval], params: Params) -> RelaxFn:
         return found
 
     return relax
+
+
+def _seconds_left(budget: Budget | None) -> float:
+    """Seconds before the earlier of ``budget``'s and the enforced deadline."""
+    return min(math.inf if budget is None else budget.remaining(), time_left())
 
 
 def _starts(
@@ -245,8 +252,11 @@ def alpha_crown(
     if not leaves:
         return best, best_bounds, {"iterations": 0}
     optimizer = ProjectedAdam(leaves, lr=options.lr, lr_decay=options.lr_decay)
-    iterations = 0
+    iterations, took = 0, 0.0
     for _ in range(options.iterations):
+        if took > _seconds_left(budget):  # the next iteration would end past the deadline
+            break
+        began = time.perf_counter()
         iterations += 1
         current = dict(bounds)
         for node, index in starts:
@@ -267,4 +277,5 @@ def alpha_crown(
         if not loss.requires_grad:  # no slope reaches the bound (e.g. a constant output)
             break
         optimizer.step(list(torch.autograd.grad(loss, leaves, allow_unused=True)))
+        took = time.perf_counter() - began
     return best, best_bounds, {"iterations": float(iterations)}
