@@ -173,6 +173,10 @@ def test_complete_engines_by_problem():
     assert portfolio.complete_methods(network, _spec_above(2, 2, 0.0)) == ["bab", "milp"]
     wide = Network(*random_mlp_params(np.random.default_rng(0), [40, 8, 2]))
     assert portfolio.complete_methods(wide, _spec_above(40, 2, 0.0)) == ["relu-bab", "milp"]
+    lower, upper = np.zeros(40), np.zeros(40)
+    upper[[3, 17]] = 1.0  # a fixed image and two free entries (a patch position)
+    patch = Specification((Case(Box(lower, upper), (HalfSpaces([-1.0, 0.0], 0.0),)),), 40, 2)
+    assert portfolio.complete_methods(wide, patch) == ["bab", "milp"]
     ball = Specification((Case(LpBall(np.zeros(2), 0.5, "2"), (HalfSpaces([-1.0, 0.0], 0.0),)),))
     assert portfolio.complete_methods(network, ball) == ["relu-bab", "milp"]
     with pytest.raises(SpecError, match="box"):

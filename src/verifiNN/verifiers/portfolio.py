@@ -264,14 +264,17 @@ def _run_complete(query: _Query, method: str, budget: Budget) -> _Outcome:
 def complete_methods(network: Network, spec: Specification) -> list[str]:
     """The complete engines ``'auto'`` tries on this problem, in order.
 
-    Input splitting (``'bab'``) when every input region is a box of at most
-    :data:`INPUT_SPLIT_MAX_INPUTS` coordinates, else ReLU splitting
-    (``'relu-bab'``) for networks with ReLUs; the MILP for fully connected ReLU
-    networks.
+    Input splitting (``'bab'``) when every input region is a box with at most
+    :data:`INPUT_SPLIT_MAX_INPUTS` coordinates of positive width (a patch
+    position over a fixed image has two), else ReLU splitting (``'relu-bab'``)
+    for networks with ReLUs; the MILP for fully connected ReLU networks.
     """
     methods = []
-    input_split = spec.num_inputs <= INPUT_SPLIT_MAX_INPUTS and all(
-        isinstance(case.input_region, Box) for case in spec.cases
+    input_split = all(
+        isinstance(case.input_region, Box)
+        and np.count_nonzero(case.input_region.upper > case.input_region.lower)
+        <= INPUT_SPLIT_MAX_INPUTS
+        for case in spec.cases
     )
     for method in COMPLETE_ENGINES:
         if method == "bab" and not input_split:
