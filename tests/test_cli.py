@@ -296,6 +296,22 @@ def test_bench_rows_are_on_disk_as_soon_as_known(files, tmp_path):
     assert (summary.unsat, summary.sat, summary.errors, summary.has_expected) == (1, 1, 0, False)
 
 
+def test_a_list_drawn_from_a_folder_is_judged_by_the_folders_answers(files, tmp_path):
+    root = tmp_path / "folder"
+    root.mkdir()
+    for name in ("model", "sat", "unsat"):
+        shutil.copy(files[name], root / files[name].name)
+    (root / "expected.csv").write_text(
+        "onnx,vnnlib,timeout_s,expected\nabs.onnx,unsat.vnnlib,60,sat\n"  # a planted lie
+    )
+    sample = tmp_path / "lists" / "sample.csv"  # no expected.csv beside it
+    sample.parent.mkdir()
+    sample.write_text("abs.onnx,unsat.vnnlib,30\nabs.onnx,sat.vnnlib,30\n")
+    summary = run_benchmark(sample, root=root, out=tmp_path / "r.csv", progress=False)
+    assert summary.has_expected
+    assert [r.vnnlib for r in summary.wrong] == ["unsat.vnnlib"]
+
+
 def test_bench_match_keeps_only_matching_instances(files, tmp_path, capfd):
     instances = tmp_path / "instances.csv"
     instances.write_text("abs.onnx,sat.vnnlib,30\nabs.onnx,unsat.vnnlib,30\n")

@@ -11,7 +11,8 @@ loses nothing), and returns a :class:`BenchSummary`. Seconds include loading
 the model and the property.
 
 When an ``expected.csv`` (columns ``onnx,vnnlib,...,expected``) sits next to
-the instance list, each answer is compared with it: ``sat`` where ``unsat`` is
+the instance list (or, for a list elsewhere, in its ``root`` folder), each
+answer is compared with it: ``sat`` where ``unsat`` is
 expected, or the reverse, counts as *wrong* (a soundness bug).
 
 A file a user got wrong (missing model, corrupt ONNX, malformed property) makes
@@ -522,6 +523,8 @@ def run_benchmark(
     instances = instances[:limit]
     root_dir = Path(root) if root is not None else csv_path.parent
     expected_path = csv_path.parent / EXPECTED_FILE
+    if not expected_path.is_file():  # a list drawn from a folder: the folder's answers
+        expected_path = root_dir / EXPECTED_FILE
     expected = read_expected(expected_path) if expected_path.is_file() else {}
     summary = BenchSummary(has_expected=bool(expected))
     runner = executor if executor is not None else make_executor("local", 1)
