@@ -37,9 +37,7 @@ def main() -> None:
     if args.known:
         expected = read_expected(args.folder / "expected.csv")
         instances = [
-            i
-            for i in instances
-            if expected.get(instance_key(i.onnx, i.vnnlib)) in ("sat", "unsat")
+            i for i in instances if expected.get(instance_key(i.onnx, i.vnnlib)) in ("sat", "unsat")
         ]
     count = args.count if args.count is not None else round(len(instances) * args.fraction)
     rng = np.random.default_rng(args.seed)

@@ -36,9 +36,7 @@ def _dense_relu(path: Path, W: np.ndarray, b: np.ndarray, shape=None) -> Path:
         helper.make_node("Gemm", ["flat", "W", "b"], ["pre"], transB=1),
         helper.make_node("Relu", ["pre"], ["Y"]),
     ]
-    return save_onnx(
-        path, nodes, [("X", shape)], [("Y", [1, W.shape[0]])], [("W", W), ("b", b)]
-    )
+    return save_onnx(path, nodes, [("X", shape)], [("Y", [1, W.shape[0]])], [("W", W), ("b", b)])
 
 
 def _write(path: Path, text: str) -> Path:
@@ -297,14 +295,26 @@ def test_polynomial_of_inputs_and_outputs(tmp_path):
 @pytest.mark.parametrize(
     ("body", "words"),
     [
-        ("(declare-network N (declare-input X int64 [1]) (declare-output Y real [1]))\n"
-         "(assert (>= X[0] 0))", "element type"),
-        ("(declare-network N (declare-input X real [1]) (declare-output Y real [1]))\n"
-         "(assert (>= X[0] 0.0))\n(assert (<= Y[0] 1.0))", "no upper bound"),
-        ("(declare-network N (declare-input X real [1]) (declare-output Y real [1]))\n"
-         "(assert (>= X[0] 0.0)\n", "line"),
-        ("(declare-network N (declare-input X real [1]) (declare-output Y real [1]))\n"
-         "(assert (>= Q[0] 0.0))", "Q"),
+        (
+            "(declare-network N (declare-input X int64 [1]) (declare-output Y real [1]))\n"
+            "(assert (>= X[0] 0))",
+            "element type",
+        ),
+        (
+            "(declare-network N (declare-input X real [1]) (declare-output Y real [1]))\n"
+            "(assert (>= X[0] 0.0))\n(assert (<= Y[0] 1.0))",
+            "no upper bound",
+        ),
+        (
+            "(declare-network N (declare-input X real [1]) (declare-output Y real [1]))\n"
+            "(assert (>= X[0] 0.0)\n",
+            "line",
+        ),
+        (
+            "(declare-network N (declare-input X real [1]) (declare-output Y real [1]))\n"
+            "(assert (>= Q[0] 0.0))",
+            "Q",
+        ),
     ],
     ids=["integer type", "unbounded input", "syntax", "undeclared"],
 )
