@@ -305,3 +305,35 @@ def test_attack_finds_an_mnist_counterexample(benchmark_data):
     spec = load_vnnlib(folder / "prop_7_0.05.vnnlib", network)
     result = attack(network, spec, budget=Budget.start(30))
     assert result.found and spec.check_counterexample(network, result.counterexample)
+
+
+@pytest.mark.parametrize("cell", [(17, 41), (0, 62), (62, 0)])
+def test_the_grid_tries_every_integer_cell_of_two_free_coordinates(tmp_path, cell):
+    """A patch-position model (cctsdb_yolo's pattern): the output is 1 on one integer cell of
+    two truncated coordinates in [0, 62] and 0 elsewhere; the other inputs are fixed. No
+    gradient leads there and random points hit it rarely; the grid finds it every time."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from conftest import save_onnx
+
+    int64 = TensorProto.INT64
+    nodes = [
+        helper.make_node("Cast", ["X"], ["xi"], to=int64),
+        helper.make_node("Equal", ["xi", "target"], ["hit"]),
+        helper.make_node("Cast", ["hit"], ["Y"], to=TensorProto.FLOAT),
+    ]
+    target = helper.make_tensor("target", int64, [1, 6], [cell[0], 7, 7, cell[1], 7, 7])
+    path = save_onnx(tmp_path / "cell.onnx", nodes, [("X", [1, 6])], [("Y", [1, 6])])
+    model = onnx.load(path)
+    model.graph.initializer.append(target)
+    onnx.save(model, path)
+    network = load_onnx(path)
+    lower = np.array([0.0, 7.5, 7.5, 0.0, 7.5, 7.5])
+    upper = np.array([62.0, 7.5, 7.5, 62.0, 7.5, 7.5])
+    unsafe = HalfSpaces(-np.eye(6), np.full(6, -0.5))  # every entry >= 0.5: both on the cell
+    spec = Specification((Case(Box(lower, upper), (unsafe,)),), 6, 6)
+    result = attack(network, spec, samples=16, restarts=2, steps=2)
+    assert result.counterexample is not None
+    assert tuple(np.trunc(result.counterexample[[0, 3]]).astype(int)) == cell
+    assert np.all(network.get_output(result.counterexample) == 1.0)

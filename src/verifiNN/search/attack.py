@@ -4,6 +4,11 @@ Two phases, both batched (one forward pass per step for all cases and restarts):
 
 1. sampling: the centre, random corners and uniform random points of every
    case's input region, in chunks (an easy counterexample costs one chunk);
+   when a region has at most :data:`GRID_MAX_FREE` coordinates of positive
+   width (a patch position over a fixed image), first a regular grid of
+   :data:`GRID_POINTS` points over them, finer than a unit step on a range
+   of 63, so a model that truncates those coordinates to integers is tried
+   on every integer cell;
 2. projected gradient descent (PGD, Madry et al. 2018, "Towards Deep Learning
    Models Resistant to Adversarial Attacks") from several starts at once: the
    centre, the best samples and random points. The batch is sized to the
@@ -57,6 +62,12 @@ logger = logging.getLogger(__name__)
 
 #: Relative slack below which a low-precision margin counts as a candidate to confirm.
 _CANDIDATE_SLACK = {torch.float64: 1e-9, torch.float32: 1e-4, torch.float16: 1e-2}
+
+GRID_MAX_FREE = 3
+"""Regions with at most this many coordinates of positive width are first searched on a grid."""
+
+GRID_POINTS = 4096
+"""Points of that grid per region (64 per coordinate for two free coordinates)."""
 
 # A confirmation: float64 points and their domains -> (confirmed mask, float64 margins).
 Confirm = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
@@ -329,6 +340,28 @@ class _Search:
             done += size
         return None if best is None else best[0]
 
+    def grid(self, points: int, chunk: int) -> None:
+        """Evaluate a regular grid over the coordinates of positive width (the others at
+        the centre) when there are at most :data:`GRID_MAX_FREE` of them."""
+        low, high = self.domains.box()
+        free = torch.nonzero((high > low).any(dim=0)).flatten()
+        if not 0 < free.numel() <= GRID_MAX_FREE:
+            return
+        per_axis = max(2, int(points ** (1.0 / free.numel())))
+        ticks = torch.linspace(0.0, 1.0, per_axis, dtype=low.dtype, device=low.device)
+        grid = torch.cartesian_prod(*[ticks] * free.numel()).reshape(-1, free.numel())
+        centre = self.domains.start()
+        for part in grid.split(chunk):
+            if self.done or self.budget.expired():
+                return
+            x = centre.unsqueeze(1).repeat(1, part.shape[0], 1)
+            width = (high - low)[:, free].unsqueeze(1)
+            x[:, :, free] = low[:, free].unsqueeze(1) + part.unsqueeze(0) * width
+            x = self.domains.project(x)
+            with torch.no_grad():
+                values = self.margins(x).amin(dim=-1)
+            self.record(x, values)
+
     def pgd(self, starts: Tensor, steps: int, alpha0: float) -> None:
         """Projected sign/normalised gradient descent from ``(D, R, n)`` starts.
 
@@ -567,6 +600,7 @@ def attack(
             stop_on_first=True,
             sample_chunk=min(1024, samples_fit),
         )
+        search.grid(GRID_POINTS, search.sample_chunk)
         _run(search, samples_here, restarts_here, steps, step_size)
         x64, margins = search.final_margins()
         evaluations += search.evaluations + 2 * len(cases)
