@@ -59,6 +59,21 @@ def test_forms_alone_contain_sampled_outputs_on_every_family(kind, seed):
                 pytest.skip("a model bound propagation refuses")
 
 
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("seed", range(6))
+def test_windowed_passes_contain_sampled_outputs_on_every_family(kind, seed, monkeypatch):
+    monkeypatch.setattr(crown_module, "backward_worthwhile", lambda *args: False)
+    case = random_case(8_000 + seed, kinds=[kind])
+    rng = np.random.default_rng(seed)
+    for spec_case in case.spec.cases:
+        region = spec_case.input_region
+        X = sample_region(region, rng, 400)
+        try:
+            _contains(case.network, region, CrownOptions(backward_work=2**40), X, "crown")
+        except UnsupportedModelError:
+            pytest.skip("a model bound propagation refuses")
+
+
 def _deep_relu_net(rng: np.random.Generator, n_in: int, width: int, depth: int) -> Network:
     sizes = [n_in, *[width] * depth, 3]
     weights = [rng.normal(size=(b, a)) / np.sqrt(a) for a, b in itertools.pairwise(sizes)]
@@ -159,3 +174,39 @@ def test_forms_are_not_used_for_many_inputs():
     three = BoxBatch(torch.zeros(1, 3, dtype=torch.float64), torch.ones(1, 3, dtype=torch.float64))
     assert crown_module.uses_forms(small, three, CrownOptions())
     assert not crown_module.uses_forms(small, three, NO_FORMS)
+
+
+def test_windowed_passes_end_at_the_forms_soundly_and_tighter_than_the_forms(monkeypatch):
+    """Backward passes that stop WINDOW_LAYERS layers back and take the forms there: sound
+    at every node, and tighter than the forms alone on a deep net."""
+    from verifiNN.bounds import forward
+
+    rng = np.random.default_rng(5)
+    network = _deep_relu_net(rng, 4, 24, 6)
+    graph = bound_graph(network)
+    box = BoxBatch(*(torch.full((1, 4), v, dtype=torch.float64) for v in (-0.5, 0.5)))
+    forms_only, _ = crown_bounds(graph, box, options=FORMS_ONLY)
+    used = []
+    original = forward.ForwardForms._substitute
+    monkeypatch.setattr(
+        forward.ForwardForms,
+        "_substitute",
+        lambda self, name, lam: used.append(name) or original(self, name, lam),
+    )
+    monkeypatch.setattr(crown_module, "backward_worthwhile", lambda *args: False)
+    windowed, _ = crown_bounds(graph, box, options=CrownOptions(backward_work=2**40))
+    assert used  # the passes did end at forms
+    last = [n.name for n in graph.nodes if n.name in graph.preactivations][-1]
+
+    def width(interval):
+        return float((interval.upper - interval.lower).sum())
+
+    assert width(windowed[last]) < 0.9 * width(forms_only[last])
+    X = np.vstack([rng.uniform(-0.5, 0.5, size=(3000, 4)), np.array(list(itertools.product(
+        [-0.5, 0.5], repeat=4)))])  # fmt: skip
+    for name, interval in windowed.items():
+        if name == graph.input_name:
+            continue
+        values = _node_values(network, name, X)
+        assert np.all(values >= interval.lower.numpy()[0].ravel() - 1e-9), name
+        assert np.all(values <= interval.upper.numpy()[0].ravel() + 1e-9), name

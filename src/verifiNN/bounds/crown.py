@@ -33,7 +33,7 @@ import torch
 from torch import Tensor
 
 from verifiNN.bounds.forward import ForwardForms
-from verifiNN.bounds.graph import BoundGraph, RelaxFn, backward, interval_step
+from verifiNN.bounds.graph import BoundGraph, RelaxFn, Substitute, backward, interval_step
 from verifiNN.bounds.interval import input_interval
 from verifiNN.bounds.relaxations import RELAXATIONS, input_bounds
 from verifiNN.bounds.types import CrownOptions, Interval
@@ -131,7 +131,12 @@ def rows_per_pass(graph: BoundGraph, batch: int, like: Tensor) -> int:
 
 
 def row_bounds(
-    graph: BoundGraph, node: Node, index: Tensor, relax: RelaxFn, input_set: RegionBatch
+    graph: BoundGraph,
+    node: Node,
+    index: Tensor,
+    relax: RelaxFn,
+    input_set: RegionBatch,
+    substitute: Substitute | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Lower and upper bounds of some neurons of ``node`` by one backward pass.
 
@@ -141,6 +146,7 @@ def row_bounds(
         index: ``(B, K)`` flat neuron indices per region.
         relax: relaxations of the nonlinear nodes before ``node``.
         input_set: the regions.
+        substitute: where the passes end early (:func:`verifiNN.bounds.graph.backward`).
 
     Returns:
         Two ``(B, K)`` tensors.
@@ -160,7 +166,7 @@ def row_bounds(
         one = one.scatter(2, index.unsqueeze(-1), 1.0)
         seeds = {node.name: torch.cat([one, -one], dim=1).reshape(batch, 2 * k, *shape)}
         bias = None
-    A, c = backward(graph, seeds, relax, bias)
+    A, c = backward(graph, seeds, relax, bias, substitute=substitute)
     value = concretize(input_set, A, c, 2 * k, next(iter(seeds.values())))
     return value[:, :k], -value[:, k:]
 
@@ -184,6 +190,9 @@ def backward_worthwhile(
     )
     return 2 * index.numel() * crossed <= options.backward_work
 
+
+WINDOW_LAYERS = 2
+"""Nonlinear layers a windowed backward pass crosses before it ends at forward forms."""
 
 PASS_SECONDS = 0.5
 """Target seconds of one backward pass of intermediate rows: the bound passes check the
@@ -216,18 +225,25 @@ def _tighten(
     relax: RelaxFn,
     input_set: RegionBatch,
     options: CrownOptions,
-    forms: bool,
+    forms: ForwardForms | None,
 ) -> Interval:
-    """Replace the interval bounds of ``node``'s relevant neurons by CROWN's (intersected)."""
+    """Replace the interval bounds of ``node``'s relevant neurons by CROWN's (intersected):
+    full backward passes where they are worthwhile, else (with forward forms) passes
+    through the last :data:`WINDOW_LAYERS` layers only, else none."""
     index = needs_rows(graph, node.name, interval)
-    if index is None or not backward_worthwhile(graph, node.name, index, forms, options):
+    if index is None:
         return interval
+    substitute = None
+    if not backward_worthwhile(graph, node.name, index, forms is not None, options):
+        substitute, crossed = forms.window(node.name, WINDOW_LAYERS)  # type: ignore[union-attr]
+        if 2 * index.numel() * crossed > options.backward_work:
+            return interval
     lower = interval.lower.flatten(1).clone()
     upper = interval.upper.flatten(1).clone()
     rows = min(options.chunk_rows, max(1, rows_per_pass(graph, index.shape[0], lower) // 2))
     for chunk in _timed_chunks(index, rows):
         checkpoint()
-        low, high = row_bounds(graph, node, chunk, relax, input_set)
+        low, high = row_bounds(graph, node, chunk, relax, input_set, substitute)
         if options.intersect_ibp:
             low = torch.maximum(low, lower.gather(1, chunk))
             high = torch.minimum(high, upper.gather(1, chunk))
@@ -269,7 +285,7 @@ def crown_bounds(
         if given and node.name in given:
             interval = interval.intersect(given[node.name])
         elif node.name in graph.preactivations and not (box and graph.reads_input_only(node.name)):
-            interval = _tighten(graph, node, interval, relax, input_set, options, forms is not None)
+            interval = _tighten(graph, node, interval, relax, input_set, options, forms)
         bounds[node.name] = interval
         if forms is not None:
             forms.keep(node, interval)

@@ -25,10 +25,13 @@ from verifiNN.errors import UnsupportedModelError
 from verifiNN.models.network import Network, Node
 from verifiNN.ops import Dense, Shape
 
-__all__ = ["BoundGraph", "RelaxFn", "backward", "check_supported", "interval_step"]
+__all__ = ["BoundGraph", "RelaxFn", "Substitute", "backward", "check_supported", "interval_step"]
 
 RelaxFn = Callable[[Node], Any]
 """Returns the relaxation of a nonlinear node used by one backward pass."""
+
+Substitute = Callable[[str, Tensor], "tuple[Tensor, Tensor] | None"]
+"""Ends a backward pass at a node with linear bounds of it in the input (or ``None``)."""
 
 
 def check_supported(network: Network) -> None:
@@ -147,6 +150,7 @@ def backward(
     relax: RelaxFn,
     bias: Tensor | None = None,
     record: dict[str, Tensor] | None = None,
+    substitute: Substitute | None = None,
 ) -> tuple[Tensor | None, Tensor | None]:
     """Propagate linear functions back to the network input.
 
@@ -162,6 +166,9 @@ def backward(
         record: when given, receives the coefficients ``lam`` of every node the
             pass goes through (e.g. a ReLU's output coefficients, which
             branching heuristics score).
+        substitute: ``(name, lam) -> (A, c)`` or ``None``: where it answers, the
+            pass stops at that node (not a seed) and takes ``lam^T v >= A^T x + c``
+            from linear bounds of ``v`` in the input (forward forms) instead.
 
     Returns:
         ``(A, c)``: ``A`` of shape ``(B or 1, m, *input_shape)`` (``None`` when
@@ -176,6 +183,15 @@ def backward(
         checkpoint()  # one node's step can take a second on large convolutions
         if record is not None:
             record[node.name] = lam
+        found = None
+        if substitute is not None and node.name not in seeds:
+            found = substitute(node.name, lam)
+        if found is not None:
+            A, b = found
+            old = lams.get(graph.input_name)
+            lams[graph.input_name] = A if old is None else old + A
+            bias = b if bias is None else bias + b
+            continue
         op = node.op
         if op.affine:
             if isinstance(op, Dense):
