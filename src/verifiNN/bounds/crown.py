@@ -181,14 +181,14 @@ def backward_worthwhile(
     graph: BoundGraph, name: str, index: Tensor, forms: bool, options: CrownOptions
 ) -> bool:
     """Whether the neurons ``index`` (``(B, K)``) of ``name`` get backward passes: always
-    without forward forms; with them only when the passes' work (``2 B K`` rows times the
-    entries of the nodes they cross) is at most ``options.backward_work``."""
+    without forward forms; with them only when the passes' work per region (``2 K`` rows
+    times the entries of the nodes they cross) is at most ``options.backward_work``."""
     if not forms:
         return True
     crossed = sum(
         int(torch.Size(graph.shapes[n.name]).numel()) for n in graph.nodes[: graph.index[name] + 1]
     )
-    return 2 * index.numel() * crossed <= options.backward_work
+    return 2 * index.shape[1] * crossed <= options.backward_work
 
 
 WINDOW_LAYERS = 2
@@ -236,7 +236,7 @@ def _tighten(
     substitute = None
     if not backward_worthwhile(graph, node.name, index, forms is not None, options):
         substitute, crossed = forms.window(node.name, WINDOW_LAYERS)  # type: ignore[union-attr]
-        if 2 * index.numel() * crossed > options.backward_work:
+        if 2 * index.shape[1] * crossed > options.backward_work:
             return interval
     lower = interval.lower.flatten(1).clone()
     upper = interval.upper.flatten(1).clone()
