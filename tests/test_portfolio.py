@@ -320,12 +320,17 @@ def test_row_chunks_are_sized_by_the_time_a_row_takes(monkeypatch):
     target = round(crown.PASS_SECONDS / per_row)  # 250 rows
     assert all(s == min(300, target) for s in sizes[1:-1]) and sizes[-1] <= target
     sizes = []
-    with Budget.start(0.1, clock).enforce():  # 0.1 s left: chunks of at most 50 rows
-        for chunk in crown._timed_chunks(index, most=300):
+    with Budget.start(3.0, clock).enforce():  # 3 s left, 1 s of rows: at most 1.5 s a chunk
+        for chunk in crown._timed_chunks(index, most=3000):
             sizes.append(int(chunk.shape[1]))
             clock.now += 1e-3 * chunk.shape[1]
-    assert 1 <= max(sizes[1:]) <= round(0.5 * 0.1 / 1e-3)  # not the 300 memory allows
-    assert sum(sizes) == 1000
+    assert sum(sizes) == 1000 and max(sizes) <= 1500
+    seen = []
+    with Budget.start(1.0, clock).enforce():  # 1 s of rows, 1 s left: the rest stays IBP's
+        for chunk in crown._timed_chunks(index, most=300):
+            seen.extend(chunk[0].tolist())
+            clock.now += 1e-3 * chunk.shape[1]
+    assert seen == list(range(len(seen))) and 0 < len(seen) < 1000
 
 
 def test_alpha_crown_starts_no_iteration_that_would_end_past_its_budget(monkeypatch):

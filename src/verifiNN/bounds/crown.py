@@ -26,6 +26,7 @@ rest"), which is how branch and bound will inject split constraints.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator, Mapping
 
@@ -42,6 +43,8 @@ from verifiNN.memory import allowance, check_fits
 from verifiNN.models.network import Node
 from verifiNN.ops import Dense
 from verifiNN.regions import BoxBatch, RegionBatch
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "backward_worthwhile",
@@ -206,7 +209,10 @@ def _timed_chunks(index: Tensor, most: int) -> Iterator[Tensor]:
     """``index`` split into chunks of rows sized by the time the previous chunk took
     (:data:`PASS_SECONDS`, at most half the enforced time left) and at most ``most``.
 
-    The caller passes each chunk before asking for the next one."""
+    The caller passes each chunk before asking for the next one. When the rows left
+    would take more than half the enforced time left, no more chunks come: those
+    neurons keep their interval bounds (sound, looser), and the time goes to the
+    rest of the query instead of a pass that cannot finish."""
     start, step, total = 0, min(most, PROBE_ROWS), int(index.shape[1])
     while start < total:
         chunk = index[:, start : start + step]
@@ -214,8 +220,11 @@ def _timed_chunks(index: Tensor, most: int) -> Iterator[Tensor]:
         yield chunk
         per_row = max((time.perf_counter() - began) / chunk.shape[1], 1e-9)
         start += chunk.shape[1]
-        planned = min(PASS_SECONDS, 0.5 * time_left())
-        step = max(1, min(most, int(planned / per_row)))
+        left = time_left()
+        if start < total and per_row * (total - start) > 0.5 * left:
+            logger.info("CROWN: %d of %d rows left to interval bounds (time)", total - start, total)
+            return
+        step = max(1, min(most, int(min(PASS_SECONDS, 0.5 * left) / per_row)))
 
 
 def _tighten(
