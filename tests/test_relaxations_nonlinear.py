@@ -714,3 +714,29 @@ def test_softmax_outputs_are_bounded_inside_the_unit_interval(tmp_path):
     result = compute_bounds(network, (lower, upper), None, "crown")
     assert bool((result.lower >= -1e-9).all()) and bool((result.upper <= 1 + 1e-9).all())
     assert bool((result.lower > 0).all())  # exp > 0 and the sum is finite: strictly positive
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    k=st.integers(-60, 60),
+    scale=st.sampled_from([1.0, 1.5, 3.0, 0.7]),
+    sign=st.sampled_from([1.0, -1.0]),
+)
+def test_exact_points_are_kept_exact_and_others_widened(k, scale, sign):
+    """``exp(0) = 1`` and ``1 / 2^k`` are exact in floating point, so their intervals are not
+    widened (a softmax's ``1 / (1 + ...)`` can then reach exactly 1); every other end is
+    widened outward of the exact value (checked in rational arithmetic)."""
+    from fractions import Fraction
+
+    zero = torch.zeros(1, 1, dtype=torch.float64)
+    low, high = RELAXATIONS[Exp].interval(Exp(), zero, zero)
+    assert low.item() == 1.0 and high.item() == 1.0
+    x = sign * scale * 2.0**k
+    t = torch.full((1, 1), x, dtype=torch.float64)
+    low, high = RELAXATIONS[Reciprocal].interval(Reciprocal(), t, t)
+    exact = 1 / Fraction(x)
+    assert Fraction(low.item()) <= exact <= Fraction(high.item())
+    if scale == 1.0:
+        assert low.item() == high.item() == float(exact)
+    else:
+        assert low.item() < high.item()

@@ -36,6 +36,7 @@ of their ends (library ``exp``, ``log`` and ``pow`` are accurate to a few ulps).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -148,7 +149,11 @@ def _half_alpha(op: Op, lower: Tensor, upper: Tensor, adaptive: bool) -> Alpha:
 
 # ---------------------------------------------------------------------- Exp
 def _exp_interval(op: Exp, lower: Tensor, upper: Tensor) -> tuple[Tensor, Tensor]:
-    return widen_interval(torch.exp(lower), torch.exp(upper))
+    """``[exp l, exp u]`` widened for the library's rounding, except at 0, where
+    ``exp(0) = 1`` exactly (IEEE 754 / C Annex F): a softmax's own term ``exp(x_i - x_i)``."""
+    low, high = widen_interval(torch.exp(lower), torch.exp(upper))
+    one = torch.ones_like(low)
+    return torch.where(lower == 0, one, low), torch.where(upper == 0, one, high)
 
 
 def _exp_relax(op: Exp, lower: Tensor, upper: Tensor, alpha: Alpha = NO_ALPHA) -> LinearBounds:
@@ -192,9 +197,19 @@ def _log_relax(op: Log, lower: Tensor, upper: Tensor, alpha: Alpha = NO_ALPHA) -
 
 
 # --------------------------------------------------------------- Reciprocal
+def _power_of_two(x: Tensor) -> Tensor:
+    """``x = +-2^k`` (finite, nonzero), whose reciprocal is exact unless it underflows."""
+    mantissa, exponent = torch.frexp(x)
+    normal = exponent.abs() < int(math.log2(torch.finfo(x.dtype).max)) - 2
+    return torch.isfinite(x) & (x != 0) & (mantissa.abs() == 0.5) & normal
+
+
 def _reciprocal_interval(op: Reciprocal, lower: Tensor, upper: Tensor) -> tuple[Tensor, Tensor]:
     one_sided = (lower > 0) | (upper < 0)
     low, high = widen_interval(torch.reciprocal(upper), torch.reciprocal(lower), 2)
+    # 1 / 2^k is exact in floating point: no widening at powers of two (a softmax's 1 / 1)
+    low = torch.where(_power_of_two(upper), torch.reciprocal(upper), low)
+    high = torch.where(_power_of_two(lower), torch.reciprocal(lower), high)
     inf = torch.full_like(lower, torch.inf)
     return torch.where(one_sided, low, -inf), torch.where(one_sided, high, inf)
 
