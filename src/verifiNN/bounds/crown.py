@@ -188,10 +188,7 @@ def backward_worthwhile(
     times the entries of the nodes they cross) is at most ``options.backward_work``."""
     if not forms:
         return True
-    crossed = sum(
-        int(torch.Size(graph.shapes[n.name]).numel()) for n in graph.nodes[: graph.index[name] + 1]
-    )
-    return 2 * index.shape[1] * crossed <= options.backward_work
+    return 2 * index.shape[1] * graph.entries_up_to[name] <= options.backward_work
 
 
 WINDOW_LAYERS = 2

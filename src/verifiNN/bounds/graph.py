@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import torch
@@ -124,6 +125,16 @@ class BoundGraph:
     def node(self, name: str) -> Node:
         """The node called ``name``."""
         return self.nodes[self.index[name]]
+
+    @cached_property
+    def entries_up_to(self) -> Mapping[str, int]:
+        """Node name -> per-sample entries of it and every node before it (what a
+        backward pass from it crosses at most), computed once per graph."""
+        total, out = 0, {}
+        for node in self.nodes:
+            total += int(torch.Size(self.shapes[node.name]).numel())
+            out[node.name] = total
+        return out
 
     def reads_input_only(self, name: str) -> bool:
         """True when ``name`` is an affine op applied directly to the network input."""
