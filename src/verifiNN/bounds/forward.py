@@ -195,6 +195,8 @@ def _nonlinear_forms(node: Node, relaxation: object, inputs: list[Forms]) -> For
 
 def _finite_or_constant(forms: Forms | None, interval: Interval, n: int) -> Forms:
     """``forms`` where every coefficient is finite, else the interval's constant forms."""
+    if forms is not None and all(bool(torch.isfinite(form).all()) for form in forms):
+        return forms  # the usual case: no fallback to build
     constant = _constant_forms(interval, n)
     if forms is None:
         return constant

@@ -351,11 +351,11 @@ class _Search:
         ticks = torch.linspace(0.0, 1.0, per_axis, dtype=low.dtype, device=low.device)
         grid = torch.cartesian_prod(*[ticks] * free.numel()).reshape(-1, free.numel())
         centre = self.domains.start()
+        width = (high - low)[:, free].unsqueeze(1)
         for part in grid.split(chunk):
             if self.done or self.budget.expired():
                 return
             x = centre.unsqueeze(1).repeat(1, part.shape[0], 1)
-            width = (high - low)[:, free].unsqueeze(1)
             x[:, :, free] = low[:, free].unsqueeze(1) + part.unsqueeze(0) * width
             x = self.domains.project(x)
             with torch.no_grad():
