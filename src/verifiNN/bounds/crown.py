@@ -55,6 +55,7 @@ __all__ = [
     "needs_rows",
     "row_bounds",
     "rows_per_pass",
+    "tighten",
     "uses_forms",
 ]
 
@@ -83,14 +84,16 @@ def default_relax(bounds: Mapping[str, Interval], adaptive: bool = True) -> Rela
 def concretize(
     input_set: RegionBatch, A: Tensor | None, bias: Tensor | None, rows: int, like: Tensor
 ) -> Tensor:
-    """``min_x A x + bias`` over each region, as ``(B, rows)``."""
+    """``min_x A x + bias`` over each region, as ``(B, rows)`` (or one row per domain
+    when ``A`` or ``bias`` has more, e.g. subdomains of one region)."""
     batch = input_set.batch
     if A is None:
         value = like.new_zeros(batch, rows)
         value = value if bias is None else value + bias
     else:
         value = input_set.concretize(A.flatten(2), bias)
-    return value.expand(batch, rows) if value.shape[0] != batch else value
+    # Bounds given per domain (branch and bound) may outnumber the regions: keep them.
+    return value.expand(batch, rows) if value.shape[0] == 1 and batch > 1 else value
 
 
 def needs_rows(graph: BoundGraph, name: str, interval: Interval) -> Tensor | None:
@@ -224,14 +227,14 @@ def _timed_chunks(index: Tensor, most: int) -> Iterator[Tensor]:
         step = max(1, min(most, int(min(PASS_SECONDS, 0.5 * left) / per_row)))
 
 
-def _tighten(
+def tighten(
     graph: BoundGraph,
     node: Node,
     interval: Interval,
     relax: RelaxFn,
     input_set: RegionBatch,
     options: CrownOptions,
-    forms: ForwardForms | None,
+    forms: ForwardForms | None = None,
 ) -> Interval:
     """Replace the interval bounds of ``node``'s relevant neurons by CROWN's (intersected):
     full backward passes where they are worthwhile, else (with forward forms) passes
@@ -291,7 +294,7 @@ def crown_bounds(
         if given and node.name in given:
             interval = interval.intersect(given[node.name])
         elif node.name in graph.preactivations and not (box and graph.reads_input_only(node.name)):
-            interval = _tighten(graph, node, interval, relax, input_set, options, forms)
+            interval = tighten(graph, node, interval, relax, input_set, options, forms)
         bounds[node.name] = interval
         if forms is not None:
             forms.keep(node, interval)

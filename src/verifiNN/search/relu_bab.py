@@ -12,15 +12,25 @@ for ``s_j = +1`` (active) or ``-1`` (inactive),
 
 because ``s_j z_j >= 0`` on the subdomain ``D``. The lower slopes ``alpha``
 (Xu et al. 2021) and ``beta`` are optimised together by projected Adam, warm
-started from the parent domain. Intermediate bounds are the root's
+started from the parent domain. Intermediate bounds start as the root's
 (alpha-CROWN with optimised intermediate slopes), with the split neurons
-clamped; they are not recomputed per subdomain.
+clamped; after each split the layers behind the split neuron are re-bounded
+by CROWN on the child (intersected with the parent's bounds), which is what
+deep MLPs need: a fixed phase early on tightens every later layer. Children
+whose re-tightened bounds cross contain no input and are dropped.
 
 Branching: BaBSR (Bunel et al. 2020, "Branch and Bound for Piecewise Linear
 Neural Network Verification"): an unstable neuron scores the bound it loses to
 the intercept of its upper relaxation, ``max(-lam_j, 0) * u_j (-l_j) / (u_j -
 l_j)``, ``lam_j`` being its output's coefficient in the domain's final
-backward pass; the best-scoring neuron over all layers is split.
+backward pass; the best-scoring neuron over all layers is split. With
+``fsb_candidates > 1`` the few best-scoring neurons are tried first (filtered
+smart branching, De Palma et al. 2021): each candidate's two children get one
+backward pass at the domain's slopes and multipliers, and the candidate whose
+worse child has the best bound is split. Measured on the MNIST 256x4 net it
+bounds 1.6-2x more domains than BaBSR alone before the proof (the one-pass
+estimate at the parent's multipliers ranks poorly what beta optimisation then
+achieves), so it is off by default.
 
 The unsafe region of a case is a disjunction of conjunctions ``C_k y <= d_k``;
 each disjunct is searched on its own (easiest first): it is refuted on a
@@ -49,9 +59,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from verifiNN.bounds import AlphaOptions, bound_graph, compute_bounds
+from verifiNN.bounds import AlphaOptions, CrownOptions, bound_graph, compute_bounds
 from verifiNN.bounds.adam import ProjectedAdam
 from verifiNN.bounds.alpha import alpha_relax
+from verifiNN.bounds.crown import default_relax, tighten
 from verifiNN.bounds.graph import BoundGraph, backward
 from verifiNN.bounds.types import PROOF_TOLERANCE, Interval
 from verifiNN.budget import Budget, memory_share
@@ -86,6 +97,12 @@ class ReluBaBOptions:
         proof_margin: a row counts as proved when its bound exceeds its
             threshold by ``proof_margin * (1 + |d|)``.
         dtype: bound arithmetic precision.
+        retighten_work: re-tighten the intermediate bounds of each round's
+            children by CROWN while that costs at most this many times their
+            alpha/beta optimisation (estimated from rows and node sizes; 0: never).
+        fsb_candidates: neurons per domain whose split is tried by one bound
+            pass before choosing (filtered smart branching; 1: BaBSR alone,
+            the default, which needed fewer domains on the MNIST nets).
     """
 
     batch_size: int = 256
@@ -97,6 +114,8 @@ class ReluBaBOptions:
     memory_bytes: int = field(default_factory=memory_share)
     proof_margin: float = PROOF_TOLERANCE
     dtype: torch.dtype = torch.float64
+    retighten_work: float = 1.0
+    fsb_candidates: int = 1
 
 
 def supports_relu_split(network: Network) -> bool:
@@ -215,20 +234,108 @@ class _Disjunct:
         """Both phases of each parent's branching neuron."""
         n = len(parents)
         kids = parents.take(torch.arange(n).repeat(2))
-        rows = torch.arange(2 * n)
-        active = rows < n
-        flat = parents.branch.repeat(2)
+        active = torch.arange(2 * n) < n
+        self._clamp(kids.lower, kids.upper, parents.branch.repeat(2), active, kids.split)
+        return kids
+
+    def _clamp(
+        self,
+        lower: list[Tensor],
+        upper: list[Tensor],
+        flat: Tensor,
+        active: Tensor,
+        split: list[Tensor] | None = None,
+    ) -> None:
+        """Fix neuron ``flat[i]`` of domain ``i`` active (``z >= 0``) or inactive, in place."""
+        rows = torch.arange(len(flat))
         for layer, (start, size) in enumerate(zip(self.offsets[:-1], self.sizes)):
             hit = (flat >= start) & (flat < start + size)
             if not hit.any():
                 continue
             r, j = rows[hit], flat[hit] - int(start)
             act = active[hit]
-            low, up = kids.lower[layer], kids.upper[layer]
+            low, up = lower[layer], upper[layer]
             low[r, j] = torch.where(act, low[r, j].clamp(min=0), low[r, j])
             up[r, j] = torch.where(act, up[r, j], up[r, j].clamp(max=0))
-            kids.split[layer][r, j] = torch.where(act, 1, -1).to(torch.int8)
-        return kids
+            if split is not None:
+                split[layer][r, j] = torch.where(act, 1, -1).to(torch.int8)
+
+    def layer_of(self, flat: Tensor) -> Tensor:
+        """The split-layer index of flat neuron indices (over all layers)."""
+        edges = torch.as_tensor(self.offsets[1:], dtype=flat.dtype, device=flat.device)
+        return torch.bucketize(flat, edges, right=True)
+
+    # ------------------------------------------------------------ re-tightening
+    def retighten(
+        self, domains: _Domains, changed: Tensor, budget: Budget | None = None
+    ) -> tuple[_Domains, int]:
+        """CROWN bounds of the split layers after each domain's newest split.
+
+        A split fixes a neuron's phase, so its relaxation becomes exact and every
+        later pre-activation may get tighter (the intermediate-bound refinement
+        beta-CROWN's paper does with optimised slopes; here one CROWN pass with the
+        adaptive slopes, intersected with the parent's bounds, so never looser).
+        Layer ``k`` is re-bounded for the domains whose newest split lies in a
+        layer before it, in order, so each pass uses the layers already
+        tightened. The passes run while their estimated work (rows times the
+        entries they cross, per domain) stays within ``options.retighten_work``
+        times that of the domains' alpha/beta optimisation, and ``budget`` lasts.
+
+        A domain whose bounds cross (lower above upper by more than the proof
+        margin) contains no input: it is dropped (proved).
+
+        Args:
+            domains: the children, right after :meth:`children`.
+            changed: ``(N,)`` split-layer index of each child's newest split.
+
+        Returns:
+            The domains left and how many were found empty.
+        """
+        opts = self.options
+        n = len(domains)
+        if opts.retighten_work <= 0 or n == 0 or len(self.layers) < 2:
+            return domains, 0
+        graph = self.graph
+        passes = 3 * (opts.iterations + 1) * self.m
+        allowed = opts.retighten_work * passes * n * graph.entries_up_to[graph.output_name]
+        work = 0
+        crown = CrownOptions()
+        for k in range(1, len(self.layers)):
+            chosen = (changed < k).nonzero().squeeze(1)
+            if budget is not None and budget.expired():
+                break
+            if not len(chosen):
+                continue
+            low, up = domains.lower[k][chosen], domains.upper[k][chosen]
+            rows = int(((low < 0) & (up > 0)).sum(1).max())
+            if rows == 0:
+                continue
+            work += len(chosen) * 2 * rows * graph.entries_up_to[self.layers[k]]
+            if work > allowed:
+                break
+            bounds = dict(self.fixed)
+            for j in range(k + 1):
+                shape = (len(chosen), *self.shapes[j])
+                bounds[self.layers[j]] = Interval(
+                    domains.lower[j][chosen].reshape(shape),
+                    domains.upper[j][chosen].reshape(shape),
+                )
+            node = graph.node(self.layers[k])
+            tight = tighten(
+                graph, node, bounds[node.name], default_relax(bounds), self.input_set, crown
+            )
+            domains.lower[k][chosen] = tight.lower.flatten(1)
+            domains.upper[k][chosen] = tight.upper.flatten(1)
+        crossed = torch.zeros(n, dtype=torch.bool)
+        for low, up in zip(domains.lower, domains.upper):
+            gap = low - up
+            crossed |= (gap > opts.proof_margin * (1.0 + up.abs())).any(1)
+            # Rounding may cross bounds of a feasible domain slightly: widen them back.
+            low.copy_(torch.minimum(low, up))
+        empty = int(crossed.sum())
+        if empty:
+            domains = domains.take((~crossed).nonzero().squeeze(1))
+        return domains, empty
 
     # ------------------------------------------------------------ bounding
     def _bounds(self, domains: _Domains) -> dict[str, Interval]:
@@ -301,10 +408,12 @@ class _Disjunct:
         domains.alpha = [a.detach() for a in alpha]
         domains.beta = [b.detach() for b in beta]
         domains.margin = (best - self.threshold).max(1).values
-        domains.branch = self._branch(domains, {k: v.detach() for k, v in record.items()})
+        domains.branch = self._branch(domains, {k: v.detach() for k, v in record.items()}, budget)
         return domains, A.detach()
 
-    def _branch(self, domains: _Domains, record: dict[str, Tensor]) -> Tensor:
+    def _branch(
+        self, domains: _Domains, record: dict[str, Tensor], budget: Budget | None = None
+    ) -> Tensor:
         """BaBSR: per domain, the flat index of the unstable neuron to split (-1: none)."""
         scores = []
         for name, low, up in zip(self.relu_names, domains.lower, domains.upper):
@@ -323,7 +432,44 @@ class _Disjunct:
         joined = torch.cat(scores, dim=1)
         best = joined.argmax(1)
         none = torch.isinf(joined.gather(1, best.unsqueeze(1)).squeeze(1))
+        if self.options.fsb_candidates > 1 and not bool(none.all()):
+            best = self._filtered_smart(domains, joined, best, budget)
         return torch.where(none, torch.full_like(best, -1), best)
+
+    def _filtered_smart(
+        self, domains: _Domains, scores: Tensor, fallback: Tensor, budget: Budget | None
+    ) -> Tensor:
+        """Filtered smart branching (De Palma et al. 2021, "Improved Branch and Bound
+        for Neural Network Verification via Lagrangian Decomposition"): of the
+        ``fsb_candidates`` best BaBSR scores of each domain, the neuron whose two
+        children get the best worse-side margin from one backward pass at the
+        domain's current slopes and multipliers (the new split's multiplier 0).
+        Candidates not tried before ``budget`` runs out keep BaBSR's choice."""
+        k = min(self.options.fsb_candidates, scores.shape[1])
+        values, candidates = scores.topk(k, dim=1)
+        best_value = torch.full_like(values[:, 0], float("-inf"))
+        best = fallback.clone()
+        n = len(domains)
+        active = torch.ones(n, dtype=torch.bool)
+        with torch.no_grad():
+            for c in range(k):
+                if budget is not None and budget.expired():
+                    break
+                flat = candidates[:, c]
+                margins = []
+                for side in (active, ~active):
+                    lower = [t.clone() for t in domains.lower]
+                    upper = [t.clone() for t in domains.upper]
+                    self._clamp(lower, upper, flat, side)
+                    view = _Domains(lower, upper, domains.split, [], [], domains.margin, flat)
+                    low, _ = self._pass(view, self._bounds(view), domains.alpha, domains.beta)
+                    margins.append((low - self.threshold).max(1).values)
+                value = torch.minimum(*margins)
+                value = torch.where(torch.isinf(values[:, c]), float("-inf"), value)
+                better = value > best_value
+                best_value = torch.where(better, value, best_value)
+                best = torch.where(better, flat, best)
+        return best
 
 
 def _candidates(input_set: RegionBatch, A: Tensor, margin: Tensor, top: int) -> Tensor | None:
@@ -388,6 +534,7 @@ def _search_disjunct(
     cap = min(opts.max_domains, opts.memory_bytes // max(1, live.bytes_per_domain()))
     stuck = False
     while len(live):
+        stats["worst_margin"] = float(live.margin.min())  # the disjunct's proven lower bound
         if budget.expired():
             return Verdict.TIMEOUT, None
         exhausted = live.branch < 0
@@ -404,6 +551,11 @@ def _search_disjunct(
         rest = order[opts.batch_size :]
         parents = live.take(take)
         kids = problem.children(parents)
+        kids, empty = problem.retighten(kids, problem.layer_of(parents.branch).repeat(2), budget)
+        stats["empty"] += empty
+        if not len(kids):
+            live = live.take(rest)
+            continue
         kids, A = problem.bound(kids, opts.iterations, budget)
         stats["domains"] += len(kids)
         stats["rounds"] += 1
@@ -444,12 +596,15 @@ def relu_split_bab(
 
     Returns:
         The verdict, with a counterexample confirmed by a float64 forward pass
-        for ``sat``; statistics: domains bounded, rounds, peak live domains.
+        for ``sat``; statistics: domains bounded, rounds, peak live domains,
+        children found empty by re-tightening, and ``worst_margin`` (the lowest
+        margin of the live domains when the search last looked: how far from a
+        proof it stopped).
     """
     budget = budget or Budget.start(None)
     options = options or ReluBaBOptions()
     start = time.perf_counter()
-    stats = {"domains": 0.0, "rounds": 0.0, "peak_domains": 0.0}
+    stats = {"domains": 0.0, "rounds": 0.0, "peak_domains": 0.0, "empty": 0.0}
     graph = bound_graph(network, options.dtype)
     verdict: Verdict = Verdict.UNSAT
     for case in spec.cases:
