@@ -305,14 +305,18 @@ VARIANTS = {
     "fsb, re-tightening": ReluBaBOptions(
         batch_size=8, root_iterations=5, iterations=4, fsb_candidates=4, retighten_work=4.0
     ),
+    "float64 search steps": ReluBaBOptions(
+        batch_size=8, root_iterations=5, iterations=4, search_dtype=torch.float64
+    ),
 }
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 10_000), shift=st.floats(0.01, 0.3))
 def test_branching_rules_agree_with_the_milp(seed: int, shift: float) -> None:
-    """BaBSR alone and filtered smart branching with re-tightened bounds are both
-    complete on tiny nets and agree with the MILP."""
+    """BaBSR alone, filtered smart branching with re-tightened bounds, and the search
+    steps in float32 (the default) or float64 are all complete on tiny nets and agree
+    with the MILP."""
     network, spec = _problem(seed, 0.0, shift)
     milp = milp_verify(network, spec, Budget.start(20)).verdict
     for name, options in VARIANTS.items():
@@ -323,3 +327,38 @@ def test_branching_rules_agree_with_the_milp(seed: int, shift: float) -> None:
         if result.verdict is Verdict.SAT:
             x, _ = result.counterexample
             assert spec.is_violated_by(x, network.get_output(x)), name
+
+
+def test_float32_steps_report_float64_bounds() -> None:
+    """With float32 optimisation steps, the margins, slopes and multipliers the search
+    keeps are float64 (slopes in [0, 1], multipliers >= 0), and no sampled input of a
+    domain lies below its margin."""
+    rng = np.random.default_rng(8)
+    network = Network(*random_mlp_params(rng, [3, 10, 10, 2]))
+    box = Box(np.full(3, -1.0), np.full(3, 1.0))
+    rows = HalfSpaces(np.array([[1.0, -1.0]]), np.array([-100.0]))
+    from verifiNN.bounds import bound_graph, compute_bounds
+    from verifiNN.regions import as_batch
+
+    graph = bound_graph(network)
+    fast = (bound_graph(network, torch.float32), as_batch(box, 3, torch.float32))
+    input_set = as_batch(box, 3)
+    root = compute_bounds(graph, input_set, rows.C, method="crown", bound_upper=False)
+    problem = _Disjunct(graph, input_set, rows, dict(root.bounds), SMALL, fast)
+    domains, _ = problem.bound(problem.root(), 3)
+    for _ in range(3):
+        domains, _ = problem.bound(problem.children(domains), 6)
+    assert domains.margin.dtype == torch.float64
+    assert all(a.dtype == torch.float64 and a.min() >= 0 and a.max() <= 1 for a in domains.alpha)
+    assert all(b.dtype == torch.float64 and b.min() >= 0 for b in domains.beta)
+    xs = rng.uniform(-1, 1, (20_000, 3))
+    pre = _preactivations(network, xs)
+    ys = network.get_output(xs)
+    margin = ys @ rows.C[0] - problem.threshold.item()
+    for k in range(len(domains)):
+        inside = np.ones(len(xs), dtype=bool)
+        for z, split in zip(pre, domains.split):
+            s = split[k].numpy()
+            inside &= np.all((s == 0) | (s * z >= 0), axis=1)
+        if inside.any():
+            assert margin[inside].min() >= float(domains.margin[k]) - 1e-9
