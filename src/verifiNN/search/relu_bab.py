@@ -472,6 +472,11 @@ class _Disjunct:
         # Children warm start from the last iterate (Adam's progress), as in the exact case.
         domains.alpha = [a.detach().to(opts.dtype) for a in alpha]
         domains.beta = [b.detach().to(opts.dtype) for b in beta]
+        if not exact_only and budget is not None and budget.expired():
+            # No time for the exact pass: nothing is proved, and the search stops.
+            domains.margin = torch.full((len(domains),), float("-inf"), dtype=opts.dtype)
+            domains.branch = torch.full((len(domains),), -1, dtype=torch.long)
+            return domains, A.detach().to(opts.dtype)
         if not exact_only:
             record.clear()
             alpha, beta = ([t.to(opts.dtype) for t in group] for group in kept)
@@ -597,6 +602,8 @@ def _search_disjunct(
     stats["domains"] += 1
     if bool(root.margin[0] > 0):
         return Verdict.UNSAT, None
+    if budget.expired():
+        return Verdict.TIMEOUT, None
     example = confirm_candidates(network, spec, _candidates(problem.input_set, A, root.margin, 1))
     if example is not None:
         return Verdict.SAT, example
@@ -629,6 +636,8 @@ def _search_disjunct(
         kids, A = problem.bound(kids, opts.iterations, budget)
         stats["domains"] += len(kids)
         stats["rounds"] += 1
+        if budget.expired():  # the children's bounds may be unfinished: stop here
+            return Verdict.TIMEOUT, None
         open_kids = (kids.margin <= 0).nonzero().squeeze(1)
         example = confirm_candidates(
             network, spec, _candidates(problem.input_set, A[open_kids], kids.margin[open_kids], 16)
