@@ -362,3 +362,25 @@ def test_float32_steps_report_float64_bounds() -> None:
             inside &= np.all((s == 0) | (s * z >= 0), axis=1)
         if inside.any():
             assert margin[inside].min() >= float(domains.margin[k]) - 1e-9
+
+
+def test_a_budget_that_runs_out_in_the_steps_proves_nothing() -> None:
+    """When the budget ends during the float32 steps, no float64 pass follows: every
+    child is left unproved (margin -inf) and unbranched, and the search says timeout."""
+    network, problem = _deep_problem(4)
+    from verifiNN.bounds import bound_graph
+    from verifiNN.regions import as_batch
+
+    box = Box(np.full(3, -1.0), np.full(3, 1.0))
+    fast = (bound_graph(network, torch.float32), as_batch(box, 3, torch.float32))
+    problem = _Disjunct(
+        problem.graph, problem.input_set, problem.rows, problem.root_bounds, SMALL, fast
+    )
+    domains, _ = problem.bound(problem.root(), 3, ticking_budget(0))
+    assert torch.all(torch.isinf(domains.margin)) and torch.all(domains.margin < 0)
+    assert torch.all(domains.branch == -1)
+    easy = HalfSpaces(np.array([[1.0, -1.0]]), np.array([-1e6]))
+    spec = Specification([Case(box, easy)])
+    assert relu_split_bab(network, spec, Budget.start(None), SMALL).verdict is Verdict.UNSAT
+    # The same property with a budget that is gone: an honest timeout, never a proof.
+    assert relu_split_bab(network, spec, ticking_budget(1), SMALL).verdict is Verdict.TIMEOUT
