@@ -17,7 +17,7 @@ from verifiNN.io import load_onnx, load_vnnlib
 from verifiNN.models.network import Network
 from verifiNN.results import Outcome, Verdict
 from verifiNN.search.milp import milp_verify
-from verifiNN.search.relu_bab import ReluBaBOptions, _Disjunct, relu_split_bab
+from verifiNN.search.relu_bab import ReluBaBOptions, _Disjunct, _Domains, _Pool, relu_split_bab
 from verifiNN.specs import Box, Case, HalfSpaces, LpBall, Specification
 
 SMALL = ReluBaBOptions(batch_size=8, root_iterations=5, iterations=4)
@@ -384,3 +384,52 @@ def test_a_budget_that_runs_out_in_the_steps_proves_nothing() -> None:
     assert relu_split_bab(network, spec, Budget.start(None), SMALL).verdict is Verdict.UNSAT
     # The same property with a budget that is gone: an honest timeout, never a proof.
     assert relu_split_bab(network, spec, ticking_budget(1), SMALL).verdict is Verdict.TIMEOUT
+
+
+def _random_domains(rng: np.random.Generator, n: int, start: int) -> _Domains:
+    """Domains whose every entry records its identity ``start + i`` (to follow them)."""
+    ids = torch.arange(start, start + n, dtype=torch.float64)
+    grid = ids.reshape(n, 1).expand(n, 3).clone()
+    deep = ids.reshape(n, 1, 1).expand(n, 2, 3).clone()
+    return _Domains(
+        [grid.clone()],
+        [grid + 1],
+        [torch.as_tensor(rng.integers(-1, 2, (n, 3)), dtype=torch.int8)],
+        [deep.clone()],
+        [deep + 2],
+        ids.clone(),
+        torch.arange(start, start + n),
+    )
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    steps=st.lists(st.tuples(st.booleans(), st.integers(0, 40)), min_size=1, max_size=25),
+)
+def test_the_live_pool_keeps_exactly_the_domains_added_and_not_removed(seed, steps) -> None:
+    """Random adds and removals: the pool holds what a plain dict of the same
+    domains holds, each domain's tensors intact, and removals return the right ones."""
+
+    rng = np.random.default_rng(seed)
+    pool, reference, next_id = _Pool(_random_domains(rng, 1, 0), 64), {0}, 1
+    for add, count in steps:
+        if add:
+            pool.add(_random_domains(rng, count, next_id))
+            reference |= set(range(next_id, next_id + count))
+            next_id += count
+        elif len(pool):
+            k = min(count, len(pool))
+            index = torch.as_tensor(rng.choice(len(pool), size=k, replace=False))
+            expected = {int(v) for v in pool.margin[index]}
+            taken = pool.remove(index)
+            assert {int(v) for v in taken.margin} == expected
+            reference -= expected
+        held = pool.margin.tolist()
+        assert sorted(int(v) for v in held) == sorted(reference)
+        n = len(pool)
+        ids = pool.margin
+        assert torch.equal(pool.store.lower[0][:n][:, 0], ids)
+        assert torch.equal(pool.store.upper[0][:n][:, 2], ids + 1)
+        assert torch.equal(pool.store.beta[0][:n][:, 1, 0], ids + 2)
+        assert torch.equal(pool.branch.to(torch.float64), ids)

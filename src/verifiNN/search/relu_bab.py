@@ -165,25 +165,6 @@ class _Domains:
             self.branch[index],
         )
 
-    @staticmethod
-    def cat(parts: list[_Domains]) -> _Domains:
-        parts = [p for p in parts if len(p)] or parts[:1]
-        if len(parts) == 1:
-            return parts[0]
-
-        def join(field: str) -> list[Tensor]:
-            return [torch.cat(ts) for ts in zip(*(getattr(p, field) for p in parts))]
-
-        return _Domains(
-            join("lower"),
-            join("upper"),
-            join("split"),
-            join("alpha"),
-            join("beta"),
-            torch.cat([p.margin for p in parts]),
-            torch.cat([p.branch for p in parts]),
-        )
-
     def bytes_per_domain(self) -> int:
         total = 0
         for group in (self.lower, self.upper, self.split, self.alpha, self.beta):
@@ -222,6 +203,87 @@ class _Frame:
             for name, b in fixed.items()
         }
         return _Frame(graph, input_set, C, threshold, cast)
+
+
+class _Pool:
+    """The live domains in tensors with spare capacity (doubled when full, up to
+    ``rows`` domains, so the spare room never outgrows the memory cap).
+
+    Adding a batch writes it behind the last domain; removing a batch fills its
+    holes with domains from the end. Either copies only the batch, so a round
+    costs the same with a thousand live domains as with a million (copying the
+    whole live set every round took seconds on a ResNet with gigabytes of them,
+    between two looks at the clock).
+    """
+
+    FIELDS = ("lower", "upper", "split", "alpha", "beta")
+
+    def __init__(self, first: _Domains, rows: int) -> None:
+        self.store = first.take(torch.arange(len(first)))
+        self.size = len(first)
+        self.rows = rows  # doubling stops here (the domain cap plus a round of children)
+
+    def __len__(self) -> int:
+        return self.size
+
+    @property
+    def capacity(self) -> int:
+        return int(self.store.margin.shape[0])
+
+    @property
+    def margin(self) -> Tensor:
+        return self.store.margin[: self.size]
+
+    @property
+    def branch(self) -> Tensor:
+        return self.store.branch[: self.size]
+
+    def _tensors(self, domains: _Domains) -> list[Tensor]:
+        ts = [t for name in self.FIELDS for t in getattr(domains, name)]
+        return [*ts, domains.margin, domains.branch]
+
+    def add(self, domains: _Domains) -> None:
+        """Append ``domains`` (copied)."""
+        n = len(domains)
+        if n == 0:
+            return
+        need = self.size + n
+        if need > self.capacity:
+            grown = max(need, min(2 * self.capacity, self.rows))
+            self.store = _Domains(
+                *(
+                    [self._resized(t, grown) for t in getattr(self.store, name)]
+                    for name in self.FIELDS
+                ),
+                self._resized(self.store.margin, grown),
+                self._resized(self.store.branch, grown),
+            )
+        for mine, theirs in zip(self._tensors(self.store), self._tensors(domains)):
+            mine[self.size : need] = theirs
+        self.size = need
+
+    def _resized(self, t: Tensor, rows: int) -> Tensor:
+        out = t.new_empty((rows, *t.shape[1:]))
+        out[: self.size] = t[: self.size]
+        return out
+
+    def remove(self, index: Tensor) -> _Domains:
+        """Take out the domains at ``index`` (distinct positions) and return them."""
+        taken = self.store.take(index)
+        n, k = self.size, int(index.numel())
+        gone = torch.zeros(n, dtype=torch.bool)
+        gone[index] = True
+        holes = index[index < n - k]
+        tail = torch.arange(n - k, n)
+        movers = tail[~gone[tail]]
+        if len(holes):
+            for t in self._tensors(self.store):
+                t[holes] = t[movers]
+        self.size = n - k
+        return taken
+
+    def bytes_per_domain(self) -> int:
+        return self.store.bytes_per_domain()
 
 
 class _Disjunct:
@@ -607,31 +669,29 @@ def _search_disjunct(
     example = confirm_candidates(network, spec, _candidates(problem.input_set, A, root.margin, 1))
     if example is not None:
         return Verdict.SAT, example
-    live = root
-    cap = min(opts.max_domains, opts.memory_bytes // max(1, live.bytes_per_domain()))
+    cap = min(opts.max_domains, opts.memory_bytes // max(1, root.bytes_per_domain()))
+    live = _Pool(root, cap + 2 * opts.batch_size)
     stuck = False
     while len(live):
         stats["worst_margin"] = float(live.margin.min())  # the disjunct's proven lower bound
         if budget.expired():
             return Verdict.TIMEOUT, None
-        exhausted = live.branch < 0
-        if bool(exhausted.any()):
-            settled, example = _settle_exhausted(network, spec, problem, live.take(exhausted))
+        exhausted = (live.branch < 0).nonzero().squeeze(1)
+        if len(exhausted):
+            done = live.remove(exhausted)
+            settled, example = _settle_exhausted(network, spec, problem, done)
             if example is not None:
                 return Verdict.SAT, example
             stuck = stuck or not settled
-            live = live.take((~exhausted).nonzero().squeeze(1))
             if not len(live):
                 break
-        order = torch.argsort(live.margin)
-        take = order[: opts.batch_size]
-        rest = order[opts.batch_size :]
-        parents = live.take(take)
+        take = min(opts.batch_size, len(live))
+        worst = torch.topk(live.margin, take, largest=False).indices
+        parents = live.remove(worst)
         kids = problem.children(parents)
         kids, empty = problem.retighten(kids, problem.layer_of(parents.branch).repeat(2), budget)
         stats["empty"] += empty
         if not len(kids):
-            live = live.take(rest)
             continue
         kids, A = problem.bound(kids, opts.iterations, budget)
         stats["domains"] += len(kids)
@@ -644,7 +704,7 @@ def _search_disjunct(
         )
         if example is not None:
             return Verdict.SAT, example
-        live = _Domains.cat([live.take(rest), kids.take(open_kids)])
+        live.add(kids.take(open_kids))
         stats["peak_domains"] = max(stats["peak_domains"], float(len(live)))
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
