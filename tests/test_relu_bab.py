@@ -17,7 +17,8 @@ from verifiNN.io import load_onnx, load_vnnlib
 from verifiNN.models.network import Network
 from verifiNN.results import Outcome, Verdict
 from verifiNN.search.milp import milp_verify
-from verifiNN.search.relu_bab import ReluBaBOptions, _Disjunct, _Domains, _Pool, relu_split_bab
+from verifiNN.search.relu_bab import ReluBaBOptions, _Disjunct, relu_split_bab
+from verifiNN.search.relu_domains import DomainPool, Domains
 from verifiNN.specs import Box, Case, HalfSpaces, LpBall, Specification
 
 SMALL = ReluBaBOptions(batch_size=8, root_iterations=5, iterations=4)
@@ -386,12 +387,12 @@ def test_a_budget_that_runs_out_in_the_steps_proves_nothing() -> None:
     assert relu_split_bab(network, spec, ticking_budget(1), SMALL).verdict is Verdict.TIMEOUT
 
 
-def _random_domains(rng: np.random.Generator, n: int, start: int) -> _Domains:
+def _random_domains(rng: np.random.Generator, n: int, start: int) -> Domains:
     """Domains whose every entry records its identity ``start + i`` (to follow them)."""
     ids = torch.arange(start, start + n, dtype=torch.float64)
     grid = ids.reshape(n, 1).expand(n, 3).clone()
     deep = ids.reshape(n, 1, 1).expand(n, 2, 3).clone()
-    return _Domains(
+    return Domains(
         [grid.clone()],
         [grid + 1],
         [torch.as_tensor(rng.integers(-1, 2, (n, 3)), dtype=torch.int8)],
@@ -412,7 +413,7 @@ def test_the_live_pool_keeps_exactly_the_domains_added_and_not_removed(seed, ste
     domains holds, each domain's tensors intact, and removals return the right ones."""
 
     rng = np.random.default_rng(seed)
-    pool, reference, next_id = _Pool(_random_domains(rng, 1, 0), 64), {0}, 1
+    pool, reference, next_id = DomainPool(_random_domains(rng, 1, 0), 64), {0}, 1
     for add, count in steps:
         if add:
             pool.add(_random_domains(rng, count, next_id))

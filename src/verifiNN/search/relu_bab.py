@@ -71,6 +71,7 @@ from verifiNN.ops import ReLU
 from verifiNN.regions import BoxBatch, RegionBatch, as_batch
 from verifiNN.results import EngineResult, Outcome, Verdict
 from verifiNN.search.bab import confirm_candidates
+from verifiNN.search.relu_domains import DomainPool, Domains
 from verifiNN.solvers.pattern_lp import pattern_lp, piecewise_linear
 from verifiNN.specs import Case, HalfSpaces, Specification
 
@@ -128,50 +129,6 @@ def supports_relu_split(network: Network) -> bool:
     return any(isinstance(node.op, ReLU) for node in network.nodes)
 
 
-@dataclass
-class _Domains:
-    """Live subdomains of one disjunct, stacked along dim 0 (``N`` domains).
-
-    Per split layer ``l`` (a node read by a ReLU, flattened to ``n_l``):
-    ``lower[l]``/``upper[l]`` ``(N, n_l)`` pre-activation bounds, ``split[l]``
-    ``(N, n_l)`` phases (+1 active, -1 inactive, 0 free), ``alpha[l]`` and
-    ``beta[l]`` ``(N, m, n_l)`` warm starts. ``margin`` ``(N,)``: the best
-    row's bound minus its threshold; ``branch`` ``(N,)``: the flat index (over
-    all layers) of the neuron to split next, -1 when none is left.
-    """
-
-    lower: list[Tensor]
-    upper: list[Tensor]
-    split: list[Tensor]
-    alpha: list[Tensor]
-    beta: list[Tensor]
-    margin: Tensor
-    branch: Tensor
-
-    def __len__(self) -> int:
-        return int(self.margin.shape[0])
-
-    def take(self, index: Tensor) -> _Domains:
-        def pick(ts: list[Tensor]) -> list[Tensor]:
-            return [t[index] for t in ts]
-
-        return _Domains(
-            pick(self.lower),
-            pick(self.upper),
-            pick(self.split),
-            pick(self.alpha),
-            pick(self.beta),
-            self.margin[index],
-            self.branch[index],
-        )
-
-    def bytes_per_domain(self) -> int:
-        total = 0
-        for group in (self.lower, self.upper, self.split, self.alpha, self.beta):
-            total += sum(t[0].numel() * t.element_size() for t in group)
-        return total + 16
-
-
 @dataclass(frozen=True)
 class _Frame:
     """The bound graph, input set, rows and fixed node bounds in one precision."""
@@ -203,87 +160,6 @@ class _Frame:
             for name, b in fixed.items()
         }
         return _Frame(graph, input_set, C, threshold, cast)
-
-
-class _Pool:
-    """The live domains in tensors with spare capacity (doubled when full, up to
-    ``rows`` domains, so the spare room never outgrows the memory cap).
-
-    Adding a batch writes it behind the last domain; removing a batch fills its
-    holes with domains from the end. Either copies only the batch, so a round
-    costs the same with a thousand live domains as with a million (copying the
-    whole live set every round took seconds on a ResNet with gigabytes of them,
-    between two looks at the clock).
-    """
-
-    FIELDS = ("lower", "upper", "split", "alpha", "beta")
-
-    def __init__(self, first: _Domains, rows: int) -> None:
-        self.store = first.take(torch.arange(len(first)))
-        self.size = len(first)
-        self.rows = rows  # doubling stops here (the domain cap plus a round of children)
-
-    def __len__(self) -> int:
-        return self.size
-
-    @property
-    def capacity(self) -> int:
-        return int(self.store.margin.shape[0])
-
-    @property
-    def margin(self) -> Tensor:
-        return self.store.margin[: self.size]
-
-    @property
-    def branch(self) -> Tensor:
-        return self.store.branch[: self.size]
-
-    def _tensors(self, domains: _Domains) -> list[Tensor]:
-        ts = [t for name in self.FIELDS for t in getattr(domains, name)]
-        return [*ts, domains.margin, domains.branch]
-
-    def add(self, domains: _Domains) -> None:
-        """Append ``domains`` (copied)."""
-        n = len(domains)
-        if n == 0:
-            return
-        need = self.size + n
-        if need > self.capacity:
-            grown = max(need, min(2 * self.capacity, self.rows))
-            self.store = _Domains(
-                *(
-                    [self._resized(t, grown) for t in getattr(self.store, name)]
-                    for name in self.FIELDS
-                ),
-                self._resized(self.store.margin, grown),
-                self._resized(self.store.branch, grown),
-            )
-        for mine, theirs in zip(self._tensors(self.store), self._tensors(domains)):
-            mine[self.size : need] = theirs
-        self.size = need
-
-    def _resized(self, t: Tensor, rows: int) -> Tensor:
-        out = t.new_empty((rows, *t.shape[1:]))
-        out[: self.size] = t[: self.size]
-        return out
-
-    def remove(self, index: Tensor) -> _Domains:
-        """Take out the domains at ``index`` (distinct positions) and return them."""
-        taken = self.store.take(index)
-        n, k = self.size, int(index.numel())
-        gone = torch.zeros(n, dtype=torch.bool)
-        gone[index] = True
-        holes = index[index < n - k]
-        tail = torch.arange(n - k, n)
-        movers = tail[~gone[tail]]
-        if len(holes):
-            for t in self._tensors(self.store):
-                t[holes] = t[movers]
-        self.size = n - k
-        return taken
-
-    def bytes_per_domain(self) -> int:
-        return self.store.bytes_per_domain()
 
 
 class _Disjunct:
@@ -326,7 +202,7 @@ class _Disjunct:
         self.m = int(self.C.shape[1])
 
     # ------------------------------------------------------------ domains
-    def root(self) -> _Domains:
+    def root(self) -> Domains:
         lower = [self.root_bounds[n].lower.flatten(1) for n in self.layers]
         upper = [self.root_bounds[n].upper.flatten(1) for n in self.layers]
         alpha = [
@@ -336,9 +212,9 @@ class _Disjunct:
         beta = [torch.zeros_like(a) for a in alpha]
         split = [torch.zeros_like(lo, dtype=torch.int8) for lo in lower]
         empty = torch.zeros(1, dtype=lower[0].dtype)
-        return _Domains(lower, upper, split, alpha, beta, empty, torch.zeros(1, dtype=torch.long))
+        return Domains(lower, upper, split, alpha, beta, empty, torch.zeros(1, dtype=torch.long))
 
-    def children(self, parents: _Domains) -> _Domains:
+    def children(self, parents: Domains) -> Domains:
         """Both phases of each parent's branching neuron."""
         n = len(parents)
         kids = parents.take(torch.arange(n).repeat(2))
@@ -375,8 +251,8 @@ class _Disjunct:
 
     # ------------------------------------------------------------ re-tightening
     def retighten(
-        self, domains: _Domains, changed: Tensor, budget: Budget | None = None
-    ) -> tuple[_Domains, int]:
+        self, domains: Domains, changed: Tensor, budget: Budget | None = None
+    ) -> tuple[Domains, int]:
         """CROWN bounds of the split layers after each domain's newest split.
 
         A split fixes a neuron's phase, so its relaxation becomes exact and every
@@ -446,7 +322,7 @@ class _Disjunct:
         return domains, empty
 
     # ------------------------------------------------------------ bounding
-    def _bounds(self, domains: _Domains, frame: _Frame | None = None) -> dict[str, Interval]:
+    def _bounds(self, domains: Domains, frame: _Frame | None = None) -> dict[str, Interval]:
         frame = frame or self.exact
         bounds = dict(frame.fixed)
         for name, shape, low, up in zip(self.layers, self.shapes, domains.lower, domains.upper):
@@ -458,7 +334,7 @@ class _Disjunct:
 
     def _pass(
         self,
-        domains: _Domains,
+        domains: Domains,
         bounds: dict[str, Interval],
         alpha: list[Tensor],
         beta: list[Tensor],
@@ -485,8 +361,8 @@ class _Disjunct:
         return lower, A
 
     def bound(
-        self, domains: _Domains, iterations: int, budget: Budget | None = None
-    ) -> tuple[_Domains, Tensor]:
+        self, domains: Domains, iterations: int, budget: Budget | None = None
+    ) -> tuple[Domains, Tensor]:
         """Optimise alpha and beta on ``domains``; fills ``margin`` and ``branch``.
 
         Stops early when every domain is proved or ``budget`` runs out. Without a
@@ -549,7 +425,7 @@ class _Disjunct:
         return domains, A.detach()
 
     def _branch(
-        self, domains: _Domains, record: dict[str, Tensor], budget: Budget | None = None
+        self, domains: Domains, record: dict[str, Tensor], budget: Budget | None = None
     ) -> Tensor:
         """BaBSR: per domain, the flat index of the unstable neuron to split (-1: none)."""
         scores = []
@@ -574,7 +450,7 @@ class _Disjunct:
         return torch.where(none, torch.full_like(best, -1), best)
 
     def _filtered_smart(
-        self, domains: _Domains, scores: Tensor, fallback: Tensor, budget: Budget | None
+        self, domains: Domains, scores: Tensor, fallback: Tensor, budget: Budget | None
     ) -> Tensor:
         """Filtered smart branching (De Palma et al. 2021, "Improved Branch and Bound
         for Neural Network Verification via Lagrangian Decomposition"): of the
@@ -598,7 +474,7 @@ class _Disjunct:
                     lower = [t.clone() for t in domains.lower]
                     upper = [t.clone() for t in domains.upper]
                     self._clamp(lower, upper, flat, side)
-                    view = _Domains(lower, upper, domains.split, [], [], domains.margin, flat)
+                    view = Domains(lower, upper, domains.split, [], [], domains.margin, flat)
                     low, _ = self._pass(view, self._bounds(view), domains.alpha, domains.beta)
                     margins.append((low - self.threshold).max(1).values)
                 value = torch.minimum(*margins)
@@ -620,7 +496,7 @@ def _candidates(input_set: RegionBatch, A: Tensor, margin: Tensor, top: int) -> 
 
 
 def _settle_exhausted(
-    network: Network, spec: Specification, problem: _Disjunct, domains: _Domains
+    network: Network, spec: Specification, problem: _Disjunct, domains: Domains
 ) -> tuple[bool, tuple[np.ndarray, np.ndarray] | None]:
     """Decide domains whose ReLUs are all fixed by the exact LP of their phase pattern.
 
@@ -670,7 +546,7 @@ def _search_disjunct(
     if example is not None:
         return Verdict.SAT, example
     cap = min(opts.max_domains, opts.memory_bytes // max(1, root.bytes_per_domain()))
-    live = _Pool(root, cap + 2 * opts.batch_size)
+    live = DomainPool(root, cap + 2 * opts.batch_size)
     stuck = False
     while len(live):
         stats["worst_margin"] = float(live.margin.min())  # the disjunct's proven lower bound
