@@ -97,6 +97,36 @@ def test_proves_what_the_root_bound_cannot() -> None:
     assert result.statistics["domains"] > 1
 
 
+def _preactivations(network: Network, xs: np.ndarray) -> list[np.ndarray]:
+    mlp = network.as_mlp()
+    pre, a = [], xs
+    for w, b in zip(mlp.weights[:-1], mlp.biases[:-1]):
+        z = a @ w.T + b
+        pre.append(z)
+        a = np.maximum(z, 0)
+    return pre
+
+
+def _in_subdomain(pre: list[np.ndarray], domains: Domains, k: int) -> np.ndarray:
+    """Which samples (by their pre-activations ``pre``) satisfy domain ``k``'s splits."""
+    inside = np.ones(len(pre[0]), dtype=bool)
+    for z, split in zip(pre, domains.split):
+        s = split[k].numpy()
+        inside &= np.all((s == 0) | (s * z >= 0), axis=1)
+    return inside
+
+
+def _assert_no_sample_below_the_margins(
+    network: Network, rows: HalfSpaces, problem: _Disjunct, domains: Domains, xs: np.ndarray
+) -> None:
+    pre = _preactivations(network, xs)
+    margin = network.get_output(xs) @ rows.C[0] - problem.threshold.item()
+    for k in range(len(domains)):
+        inside = _in_subdomain(pre, domains, k)
+        if inside.any():
+            assert margin[inside].min() >= float(domains.margin[k]) - 1e-9
+
+
 def test_beta_bound_is_sound_on_split_domains() -> None:
     """Every bounded child domain's bound holds for sampled points that satisfy its splits."""
     rng = np.random.default_rng(5)
@@ -114,20 +144,7 @@ def test_beta_bound_is_sound_on_split_domains() -> None:
     for _ in range(4):  # four levels of splits: 16 domains
         domains, _ = problem.bound(problem.children(domains), 10)
     xs = rng.uniform(-1, 1, (20_000, 3))
-    weights, biases = network.as_mlp().weights, network.as_mlp().biases
-    pre, a = [], xs
-    for w, b in zip(weights[:-1], biases[:-1]):
-        z = a @ w.T + b
-        pre.append(z)
-        a = np.maximum(z, 0)
-    margin = (a @ weights[-1].T + biases[-1]) @ rows.C[0] - problem.threshold.item()
-    for k in range(len(domains)):
-        inside = np.ones(len(xs), dtype=bool)
-        for z, split in zip(pre, domains.split):
-            s = split[k].numpy()
-            inside &= np.all((s == 0) | (s * z >= 0), axis=1)
-        if inside.any():
-            assert margin[inside].min() >= float(domains.margin[k]) - 1e-9
+    _assert_no_sample_below_the_margins(network, rows, problem, domains, xs)
 
 
 def test_l2_ball_input() -> None:
@@ -220,16 +237,6 @@ def test_pattern_lp_finds_points_and_certifies_emptiness(seed: int) -> None:
     assert pattern_lp(graph, lower, upper, phases, C, np.array([hull])).status is Outcome.EMPTY
 
 
-def _preactivations(network: Network, xs: np.ndarray) -> list[np.ndarray]:
-    mlp = network.as_mlp()
-    pre, a = [], xs
-    for w, b in zip(mlp.weights[:-1], mlp.biases[:-1]):
-        z = a @ w.T + b
-        pre.append(z)
-        a = np.maximum(z, 0)
-    return pre
-
-
 def _deep_problem(seed: int) -> tuple[Network, _Disjunct]:
     from verifiNN.bounds import bound_graph, compute_bounds
     from verifiNN.regions import as_batch
@@ -268,10 +275,7 @@ def test_retightened_bounds_contain_every_sample_of_the_subdomain(seed: int, lev
     pre = _preactivations(network, xs)
     covered = np.zeros(len(xs), dtype=bool)
     for k in range(len(domains)):
-        inside = np.ones(len(xs), dtype=bool)
-        for z, split in zip(pre, domains.split):
-            s = split[k].numpy()
-            inside &= np.all((s == 0) | (s * z >= 0), axis=1)
+        inside = _in_subdomain(pre, domains, k)
         covered |= inside
         for z, lo, up in zip(pre, domains.lower, domains.upper):
             assert np.all(z[inside] >= lo[k].numpy() - 1e-9)
@@ -353,16 +357,7 @@ def test_float32_steps_report_float64_bounds() -> None:
     assert all(a.dtype == torch.float64 and a.min() >= 0 and a.max() <= 1 for a in domains.alpha)
     assert all(b.dtype == torch.float64 and b.min() >= 0 for b in domains.beta)
     xs = rng.uniform(-1, 1, (20_000, 3))
-    pre = _preactivations(network, xs)
-    ys = network.get_output(xs)
-    margin = ys @ rows.C[0] - problem.threshold.item()
-    for k in range(len(domains)):
-        inside = np.ones(len(xs), dtype=bool)
-        for z, split in zip(pre, domains.split):
-            s = split[k].numpy()
-            inside &= np.all((s == 0) | (s * z >= 0), axis=1)
-        if inside.any():
-            assert margin[inside].min() >= float(domains.margin[k]) - 1e-9
+    _assert_no_sample_below_the_margins(network, rows, problem, domains, xs)
 
 
 def test_a_budget_that_runs_out_in_the_steps_proves_nothing() -> None:

@@ -285,9 +285,9 @@ class _Disjunct:
         work = 0
         crown = CrownOptions()
         for k in range(1, len(self.layers)):
-            chosen = (changed < k).nonzero().squeeze(1)
             if budget is not None and budget.expired():
                 break
+            chosen = (changed < k).nonzero().squeeze(1)
             if not len(chosen):
                 continue
             low, up = domains.lower[k][chosen], domains.upper[k][chosen]
@@ -385,14 +385,15 @@ class _Disjunct:
         adam_beta = ProjectedAdam(beta, lr=opts.lr_beta, lr_decay=0.98, high=float("inf"))
         best = torch.full((len(domains), self.m), float("-inf"), dtype=frame.dtype)
         record: dict[str, Tensor] = {}
-        kept = [[t.detach().clone() for t in alpha], [t.detach().clone() for t in beta]]
+        # With a fast frame, each row's best slopes and multipliers (for the exact pass).
+        kept = None if exact_only else [[t.detach().clone() for t in g] for g in (alpha, beta)]
         with torch.enable_grad():
             for step in range(iterations + 1):
                 record.clear()
                 lower, A = self._pass(domains, bounds, alpha, beta, record, frame)
                 better = lower.detach() > best
                 best = torch.maximum(best, lower.detach())
-                if not exact_only:  # keep each row's best slopes and multipliers
+                if kept is not None:
                     for group, now in zip(kept, (alpha, beta)):
                         for t, value in zip(group, now):
                             t.copy_(torch.where(better.unsqueeze(-1), value.detach(), t))
@@ -410,12 +411,12 @@ class _Disjunct:
         # Children warm start from the last iterate (Adam's progress), as in the exact case.
         domains.alpha = [a.detach().to(opts.dtype) for a in alpha]
         domains.beta = [b.detach().to(opts.dtype) for b in beta]
-        if not exact_only and budget is not None and budget.expired():
-            # No time for the exact pass: nothing is proved, and the search stops.
-            domains.margin = torch.full((len(domains),), float("-inf"), dtype=opts.dtype)
-            domains.branch = torch.full((len(domains),), -1, dtype=torch.long)
-            return domains, A.detach().to(opts.dtype)
-        if not exact_only:
+        if kept is not None:
+            if budget is not None and budget.expired():
+                # No time for the exact pass: nothing is proved, and the search stops.
+                domains.margin = torch.full((len(domains),), float("-inf"), dtype=opts.dtype)
+                domains.branch = torch.full((len(domains),), -1, dtype=torch.long)
+                return domains, A.detach().to(opts.dtype)
             record.clear()
             alpha, beta = ([t.to(opts.dtype) for t in group] for group in kept)
             with torch.no_grad():
