@@ -261,11 +261,18 @@ def alpha_crown(
         current = dict(bounds)
         for node, index in starts:
             low, high = row_bounds(
-                graph, node, index, alpha_relax(current, params[node.name]), input_set
+                graph,
+                node,
+                index,
+                alpha_relax(current, params[node.name]),
+                input_set,
+                patches=options.crown.patches,
             )
             current[node.name] = _scatter(current[node.name], index, low, high)
         relax = alpha_relax(current, params[graph.output_name])
-        lower = crown_linear_bound(graph, input_set, relax, C, chunked=False)
+        lower = crown_linear_bound(
+            graph, input_set, relax, C, chunked=False, patches=options.crown.patches
+        )
         best = torch.maximum(best, lower.detach())
         for node, _rows in starts:
             best_bounds[node.name] = best_bounds[node.name].intersect(current[node.name].detach())

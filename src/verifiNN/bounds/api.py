@@ -172,7 +172,7 @@ def _crown_chunk(
     options: CrownOptions,
 ) -> Chunk:
     bounds, relax = crown_bounds(graph, input_set, given, options)
-    lower = crown_linear_bound(graph, input_set, relax, rows)
+    lower = crown_linear_bound(graph, input_set, relax, rows, patches=options.patches)
     if options.intersect_ibp:
         lower = torch.maximum(lower, interval_linear_bound(rows, bounds[graph.output_name]))
     return lower, bounds, {}

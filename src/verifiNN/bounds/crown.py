@@ -36,12 +36,13 @@ from torch import Tensor
 from verifiNN.bounds.forward import ForwardForms
 from verifiNN.bounds.graph import BoundGraph, RelaxFn, Substitute, backward, interval_step
 from verifiNN.bounds.interval import input_interval
+from verifiNN.bounds.patches import Patches, concretize_patches
 from verifiNN.bounds.relaxations import RELAXATIONS, input_bounds
 from verifiNN.bounds.types import CrownOptions, Interval
 from verifiNN.budget import checkpoint, time_left
 from verifiNN.memory import allowance, check_fits
 from verifiNN.models.network import Node
-from verifiNN.ops import Dense
+from verifiNN.ops import Conv2d, Dense
 from verifiNN.regions import BoxBatch, RegionBatch
 
 logger = logging.getLogger(__name__)
@@ -53,6 +54,8 @@ __all__ = [
     "crown_linear_bound",
     "default_relax",
     "needs_rows",
+    "patch_entries",
+    "patches_apply",
     "row_bounds",
     "rows_per_pass",
     "tighten",
@@ -81,15 +84,34 @@ def default_relax(bounds: Mapping[str, Interval], adaptive: bool = True) -> Rela
     return relax
 
 
+def patches_apply(input_set: RegionBatch) -> bool:
+    """Whether backward passes over ``input_set`` may use patches: boxes with finite ends
+    (:func:`~verifiNN.bounds.patches.concretize_patches`)."""
+    if not isinstance(input_set, BoxBatch):
+        return False
+    return bool(torch.isfinite(input_set.lower).all() & torch.isfinite(input_set.upper).all())
+
+
 def concretize(
-    input_set: RegionBatch, A: Tensor | None, bias: Tensor | None, rows: int, like: Tensor
+    input_set: RegionBatch,
+    A: Tensor | Patches | None,
+    bias: Tensor | None,
+    rows: int,
+    like: Tensor,
 ) -> Tensor:
     """``min_x A x + bias`` over each region, as ``(B, rows)`` (or one row per domain
     when ``A`` or ``bias`` has more, e.g. subdomains of one region)."""
     batch = input_set.batch
+    if isinstance(A, Patches) and not patches_apply(input_set):
+        A = A.to_dense()
     if A is None:
         value = like.new_zeros(batch, rows)
         value = value if bias is None else value + bias
+    elif isinstance(A, Patches):
+        lower, upper = input_set.box()
+        value = concretize_patches(
+            A, lower.reshape(-1, *A.shape), upper.reshape(-1, *A.shape), bias
+        )
     else:
         value = input_set.concretize(A.flatten(2), bias)
     # Bounds given per domain (branch and bound) may outnumber the regions: keep them.
@@ -136,6 +158,46 @@ def rows_per_pass(graph: BoundGraph, batch: int, like: Tensor) -> int:
     return max(1, allowance() // per_row)
 
 
+def _patch_pass(
+    graph: BoundGraph, name: str, input_set: RegionBatch, substitute: Substitute | None
+) -> bool:
+    """Whether passes from the neurons of ``name`` start in patches form."""
+    return substitute is None and name in graph.patch_cone and patches_apply(input_set)
+
+
+def patch_entries(graph: BoundGraph, name: str) -> int:
+    """The most coefficients one row of a patches pass from a neuron of ``name`` holds at
+    a node: channels times the window, which every convolution grows by its kernel."""
+    windows = {name: (1, 1)}
+    most = 0
+    for node in reversed(graph.nodes[: graph.index[name] + 1]):
+        window = windows.pop(node.name, None)
+        if window is None:
+            continue
+        most = max(most, int(graph.shapes[node.name][0]) * window[0] * window[1])
+        op = node.op
+        if isinstance(op, Conv2d):
+            kh, kw = (int(k) for k in op.weight.shape[2:])
+            window = (
+                (window[0] - 1) * op.stride[0] + op.dilation[0] * (kh - 1) + 1,
+                (window[1] - 1) * op.stride[1] + op.dilation[1] * (kw - 1) + 1,
+            )
+        for source in node.inputs:
+            old = windows.get(source, (0, 0))
+            windows[source] = (max(old[0], window[0]), max(old[1], window[1]))
+    window = windows.get(graph.input_name, (1, 1))
+    return max(most, int(graph.shapes[graph.input_name][0]) * window[0] * window[1])
+
+
+def patch_rows_per_pass(graph: BoundGraph, name: str, batch: int, like: Tensor) -> int:
+    """How many rows one patches pass from ``name`` may carry within the memory
+    allowance: a row holds a few windows of :func:`patch_entries` values and their
+    gather indices."""
+    per_row = batch * 8 * patch_entries(graph, name) * max(like.element_size(), 8)
+    check_fits(per_row, "one row of a backward bound pass")
+    return max(1, allowance() // per_row)
+
+
 def row_bounds(
     graph: BoundGraph,
     node: Node,
@@ -143,6 +205,7 @@ def row_bounds(
     relax: RelaxFn,
     input_set: RegionBatch,
     substitute: Substitute | None = None,
+    patches: bool = True,
 ) -> tuple[Tensor, Tensor]:
     """Lower and upper bounds of some neurons of ``node`` by one backward pass.
 
@@ -153,13 +216,21 @@ def row_bounds(
         relax: relaxations of the nonlinear nodes before ``node``.
         input_set: the regions.
         substitute: where the passes end early (:func:`verifiNN.bounds.graph.backward`).
+        patches: pass convolutions in patches form where it applies.
 
     Returns:
         Two ``(B, K)`` tensors.
     """
     batch, k = index.shape
     op = node.op
-    if isinstance(op, Dense):
+    patches = patches and _patch_pass(graph, node.name, input_set, substitute)
+    if patches:
+        signs = torch.cat([torch.ones(k), -torch.ones(k)])
+        twice = torch.cat([index, index], dim=1)
+        ref = input_set.reference
+        seeds = {node.name: Patches.of_neurons(twice, graph.shapes[node.name], signs, ref)}
+        bias = None
+    elif isinstance(op, Dense):
         w = op.weight[index]
         b = op.bias[index]
         seeds = {node.inputs[0]: torch.cat([w, -w], dim=1)}
@@ -172,8 +243,8 @@ def row_bounds(
         one = one.scatter(2, index.unsqueeze(-1), 1.0)
         seeds = {node.name: torch.cat([one, -one], dim=1).reshape(batch, 2 * k, *shape)}
         bias = None
-    A, c = backward(graph, seeds, relax, bias, substitute=substitute)
-    value = concretize(input_set, A, c, 2 * k, next(iter(seeds.values())))
+    A, c = backward(graph, seeds, relax, bias, substitute=substitute, patches=patches)
+    value = concretize(input_set, A, c, 2 * k, input_set.reference)
     return value[:, :k], -value[:, k:]
 
 
@@ -249,10 +320,15 @@ def tighten(
             return interval
     lower = interval.lower.flatten(1).clone()
     upper = interval.upper.flatten(1).clone()
-    rows = min(options.chunk_rows, max(1, rows_per_pass(graph, index.shape[0], lower) // 2))
+    patches = options.patches and _patch_pass(graph, node.name, input_set, substitute)
+    if patches:
+        fit = patch_rows_per_pass(graph, node.name, index.shape[0], lower)
+    else:
+        fit = rows_per_pass(graph, index.shape[0], lower)
+    rows = min(options.chunk_rows, max(1, fit // 2))
     for chunk in _timed_chunks(index, rows):
         checkpoint()
-        low, high = row_bounds(graph, node, chunk, relax, input_set, substitute)
+        low, high = row_bounds(graph, node, chunk, relax, input_set, substitute, patches)
         if options.intersect_ibp:
             low = torch.maximum(low, lower.gather(1, chunk))
             high = torch.minimum(high, upper.gather(1, chunk))
@@ -302,7 +378,12 @@ def crown_bounds(
 
 
 def crown_linear_bound(
-    graph: BoundGraph, input_set: RegionBatch, relax: RelaxFn, C: Tensor, chunked: bool = True
+    graph: BoundGraph,
+    input_set: RegionBatch,
+    relax: RelaxFn,
+    C: Tensor,
+    chunked: bool = True,
+    patches: bool = True,
 ) -> Tensor:
     """Lower bound of ``C y`` by backward passes from the output (as many rows of ``C``
     per pass as the memory allowance takes: :func:`rows_per_pass`).
@@ -314,6 +395,7 @@ def crown_linear_bound(
         C: ``(B or 1, m, n_out)`` rows.
         chunked: split the rows to fit memory; ``False`` for relaxations with per-row
             parameters (alpha-CROWN's), which must see every row at once.
+        patches: pass convolutions in patches form where the windows stay small.
 
     Returns:
         ``(B, m)`` lower bounds.
@@ -323,6 +405,8 @@ def crown_linear_bound(
     parts = []
     for chunk in C.split(rows, dim=1):
         lam = chunk.reshape(chunk.shape[0], chunk.shape[1], *shape)
-        A, c = backward(graph, {graph.output_name: lam}, relax)
+        A, c = backward(
+            graph, {graph.output_name: lam}, relax, patches=patches and patches_apply(input_set)
+        )
         parts.append(concretize(input_set, A, c, chunk.shape[1], chunk))
     return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)

@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from verifiNN.bounds.affine import affine_rule, dense_backward
+from verifiNN.bounds.patches import Patches, patch_backward, patch_supported
 from verifiNN.bounds.relaxations import RELAXATIONS, input_bounds
 from verifiNN.bounds.types import Interval
 from verifiNN.budget import checkpoint
@@ -136,6 +137,19 @@ class BoundGraph:
             out[node.name] = total
         return out
 
+    @cached_property
+    def patch_cone(self) -> frozenset[str]:
+        """Nodes from which a backward pass can run to the input in patches form
+        (:mod:`~verifiNN.bounds.patches`): the node and every node it depends on
+        have a patches rule, and the input is a ``(C, H, W)`` map."""
+        if len(self.shapes[self.input_name]) != 3:
+            return frozenset()
+        cone = {self.input_name}
+        for node in self.nodes:
+            if patch_supported(node, self.shapes) and all(i in cone for i in node.inputs):
+                cone.add(node.name)
+        return frozenset(cone - {self.input_name})
+
     def reads_input_only(self, name: str) -> bool:
         """True when ``name`` is an affine op applied directly to the network input."""
         node = self.node(name)
@@ -155,14 +169,63 @@ def interval_step(node: Node, bounds: Mapping[str, Interval]) -> Interval:
     return Interval(lower, upper)
 
 
+Coefficients = Tensor | Patches
+"""A pass's linear function at one node: dense ``(B, m, *shape)`` or in patches form."""
+
+
+def _accumulate(old: Coefficients | None, new: Coefficients) -> Coefficients:
+    """``old + new``, in patches form when both are or the dense one converts cheaply."""
+    if old is None:
+        return new
+    if isinstance(old, Patches) != isinstance(new, Patches):
+        patches, dense = (old, new) if isinstance(old, Patches) else (new, old)
+        converted = Patches.from_dense(dense)
+        if converted is None:
+            return patches.to_dense() + dense
+        old, new = patches, converted
+    return old + new  # type: ignore[operator]
+
+
+def _dense_step(
+    graph: BoundGraph, node: Node, lam: Tensor, relax: RelaxFn
+) -> tuple[list[Tensor], Tensor | None]:
+    """The backward step of dense coefficients through ``node``."""
+    op = node.op
+    if op.affine:
+        if isinstance(op, Dense):
+            return [dense_backward(op, lam)], lam @ op.bias
+        shapes = [graph.shapes[name] for name in node.inputs]
+        return affine_rule(op).backward(op, lam, shapes)
+    rule = RELAXATIONS[type(op)]
+    new, b = rule.backward(op, relax(node), lam)
+    return (list(new) if rule.arity > 1 else [new]), b
+
+
+def _step(
+    graph: BoundGraph, node: Node, lam: Coefficients, relax: RelaxFn, patches: bool
+) -> tuple[list[Coefficients], Tensor | None]:
+    """The backward step through ``node``, in patches form where it can be and pays."""
+    if patches and isinstance(lam, Tensor) and node.name in graph.patch_cone:
+        lam = Patches.from_dense(lam) or lam
+    if isinstance(lam, Patches):
+        relaxation = None if node.op.affine else relax(node)
+        shapes = [graph.shapes[name] for name in node.inputs]
+        moved = patch_backward(node, lam, relaxation, shapes)
+        if moved is not None:
+            return moved  # type: ignore[return-value]
+        lam = lam.to_dense()
+    return _dense_step(graph, node, lam, relax)  # type: ignore[return-value]
+
+
 def backward(
     graph: BoundGraph,
-    seeds: Mapping[str, Tensor],
+    seeds: Mapping[str, Coefficients],
     relax: RelaxFn,
     bias: Tensor | None = None,
     record: dict[str, Tensor] | None = None,
     substitute: Substitute | None = None,
-) -> tuple[Tensor | None, Tensor | None]:
+    patches: bool = False,
+) -> tuple[Coefficients | None, Tensor | None]:
     """Propagate linear functions back to the network input.
 
     Computes ``A, c`` with ``sum_s lam_s^T v_s >= A^T x + c`` for every input
@@ -171,21 +234,26 @@ def backward(
 
     Args:
         graph: the bound graph.
-        seeds: node name -> ``(B or 1, m, *shape)`` coefficients.
+        seeds: node name -> ``(B or 1, m, *shape)`` coefficients (or
+            :class:`~verifiNN.bounds.patches.Patches`).
         relax: the relaxation of each nonlinear node met on the way.
         bias: initial ``(B or 1, m)`` offset.
         record: when given, receives the coefficients ``lam`` of every node the
-            pass goes through (e.g. a ReLU's output coefficients, which
+            pass goes through (dense; e.g. a ReLU's output coefficients, which
             branching heuristics score).
         substitute: ``(name, lam) -> (A, c)`` or ``None``: where it answers, the
             pass stops at that node (not a seed) and takes ``lam^T v >= A^T x + c``
             from linear bounds of ``v`` in the input (forward forms) instead.
+        patches: carry the coefficients in patches form through the
+            convolutional part of the graph (:attr:`BoundGraph.patch_cone`)
+            wherever the windows stay small; ``A`` may then come back as
+            :class:`~verifiNN.bounds.patches.Patches`.
 
     Returns:
         ``(A, c)``: ``A`` of shape ``(B or 1, m, *input_shape)`` (``None`` when
         the seeds do not depend on the input) and ``c`` (``None`` when zero).
     """
-    lams = dict(seeds)
+    lams: dict[str, Coefficients] = dict(seeds)
     last = max(graph.index.get(name, -1) for name in seeds)
     for node in reversed(graph.nodes[: last + 1]):
         lam = lams.pop(node.name, None)
@@ -193,30 +261,19 @@ def backward(
             continue
         checkpoint()  # one node's step can take a second on large convolutions
         if record is not None:
-            record[node.name] = lam
+            record[node.name] = lam.to_dense() if isinstance(lam, Patches) else lam
         found = None
         if substitute is not None and node.name not in seeds:
-            found = substitute(node.name, lam)
+            dense = lam.to_dense() if isinstance(lam, Patches) else lam
+            found = substitute(node.name, dense)
         if found is not None:
             A, b = found
-            old = lams.get(graph.input_name)
-            lams[graph.input_name] = A if old is None else old + A
+            lams[graph.input_name] = _accumulate(lams.get(graph.input_name), A)
             bias = b if bias is None else bias + b
             continue
-        op = node.op
-        if op.affine:
-            if isinstance(op, Dense):
-                in_lams, b = [dense_backward(op, lam)], lam @ op.bias
-            else:
-                shapes = [graph.shapes[name] for name in node.inputs]
-                in_lams, b = affine_rule(op).backward(op, lam, shapes)
-        else:
-            rule = RELAXATIONS[type(op)]
-            new, b = rule.backward(op, relax(node), lam)
-            in_lams = list(new) if rule.arity > 1 else [new]
+        in_lams, b = _step(graph, node, lam, relax, patches)
         if b is not None:
             bias = b if bias is None else bias + b
         for name, new in zip(node.inputs, in_lams):
-            old = lams.get(name)
-            lams[name] = new if old is None else old + new
+            lams[name] = _accumulate(lams.get(name), new)
     return lams.get(graph.input_name), bias

@@ -97,6 +97,9 @@ class CrownOptions:
             only when those passes cross at most this many coefficient entries
             per region (rows times node entries; 2^28 is about 10 s on a cGAN
             generator on one core); CROWN's passes stay where they are affordable.
+        patches: backward passes through convolutions carry each row's
+            receptive field only (:mod:`verifiNN.bounds.patches`); the bounds
+            are the same, the memory and time far smaller on large maps.
     """
 
     intersect_ibp: bool = True
@@ -106,6 +109,7 @@ class CrownOptions:
     chunk_elements: int = 2**19
     forward_forms: bool = True
     backward_work: int = 2**28
+    patches: bool = True
 
 
 @dataclass(frozen=True)

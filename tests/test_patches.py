@@ -1,0 +1,176 @@
+"""Backward passes in patches form (:mod:`verifiNN.bounds.patches`).
+
+The patches form only reorders the dense pass's arithmetic, so on random
+convolutional networks (stride, asymmetric padding, dilation, groups, a
+residual Add, channel and spatial slices, per-channel scaling, ReLU, Sigmoid)
+every bound must equal the dense pass's to rounding, for CROWN and for
+alpha-CROWN, and contain every sampled value. The windows themselves
+round-trip to dense coefficients and add as dense coefficients do.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from verifiNN.bounds import AlphaOptions, CrownOptions, compute_bounds
+from verifiNN.bounds.graph import BoundGraph
+from verifiNN.bounds.patches import Patches
+from verifiNN.models.network import Network, Node
+from verifiNN.ops import Add, Conv2d, Dense, ElementwiseAffine, Flatten, ReLU, Sigmoid, Slice
+
+torch.set_num_threads(1)
+SETTINGS = settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _conv(rng, c_in, c_out, k, stride=(1, 1), padding=(0, 0, 0, 0), dilation=(1, 1), groups=1):
+    w = rng.normal(0.0, 1.5 / np.sqrt(c_in // groups * k[0] * k[1]), (c_out, c_in // groups, *k))
+    bias = torch.as_tensor(rng.normal(0.0, 0.2, c_out))
+    return Conv2d(torch.as_tensor(w), bias, stride, padding, dilation, groups)
+
+
+def patch_net(rng: np.random.Generator) -> Network:
+    """A channel slice of the input, scaling, two convolution paths joined by Add, a
+    spatial slice, ReLU and Sigmoid, then a dense head (which stays dense)."""
+    nodes = [
+        Node("rgb", Slice(0, 0, 3), ("input",)),
+        Node(
+            "norm",
+            ElementwiseAffine(
+                torch.as_tensor(rng.uniform(0.5, 2, (3, 1, 1))),
+                torch.as_tensor(rng.normal(0, 0.1, (3, 1, 1))),
+            ),
+            ("rgb",),
+        ),
+        Node("c1", _conv(rng, 3, 4, (3, 3), (1, 1), (1, 1, 1, 1)), ("norm",)),
+        Node("r1", ReLU(), ("c1",)),
+        Node("c2", _conv(rng, 4, 4, (3, 2), (1, 1), (2, 0, 0, 1), (1, 1), groups=2), ("r1",)),
+        Node("skip", _conv(rng, 4, 4, (1, 1), (1, 1), (0, 0, 0, 0)), ("r1",)),
+        Node("sum", Add(), ("c2", "skip")),
+        Node("r2", ReLU(), ("sum",)),
+        Node("c3", _conv(rng, 4, 2, (3, 3), (2, 1), (1, 0, 1, 2), (1, 2)), ("r2",)),
+        Node("crop", Slice(1, 1, 4), ("c3",)),
+        Node("s3", Sigmoid(), ("crop",)),
+        Node("flat", Flatten(), ("s3",)),
+    ]
+    size = int(np.prod(Network.from_graph((4, 7, 8), nodes).output_shape))
+    w = torch.as_tensor(rng.normal(0, 1 / np.sqrt(size), (3, size)))
+    nodes.append(Node("fc", Dense(w, torch.as_tensor(rng.normal(0, 0.1, 3))), ("flat",)))
+    return Network.from_graph((4, 7, 8), nodes)
+
+
+def _boxes(rng: np.random.Generator, n: int, batch: int, width: float):
+    center = rng.normal(0.0, 1.0, (batch, n))
+    radius = rng.uniform(0.0, width, (batch, n))
+    return center - radius, center + radius
+
+
+def test_the_convolutional_part_is_the_patch_cone():
+    graph = BoundGraph.of(patch_net(np.random.default_rng(0)))
+    expected = {"rgb", "norm", "c1", "r1", "c2", "skip", "sum", "r2", "c3", "crop", "s3"}
+    assert set(graph.patch_cone) == expected
+
+
+@SETTINGS
+@given(seed=st.integers(0, 10_000), batch=st.integers(1, 3), width=st.floats(0.01, 0.5))
+def test_crown_bounds_equal_the_dense_pass(seed, batch, width):
+    rng = np.random.default_rng(seed)
+    net = patch_net(rng)
+    box = _boxes(rng, 4 * 7 * 8, batch, width)
+    results = [
+        compute_bounds(net, box, options=CrownOptions(patches=on, forward_forms=False))
+        for on in (False, True)
+    ]
+    dense, patched = results
+    for name in dense.bounds:
+        for a, b in (
+            (dense.bounds[name].lower, patched.bounds[name].lower),
+            (dense.bounds[name].upper, patched.bounds[name].upper),
+        ):
+            torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(dense.lower, patched.lower, rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(dense.upper, patched.upper, rtol=1e-9, atol=1e-9)
+
+
+@SETTINGS
+@given(seed=st.integers(0, 10_000), width=st.floats(0.05, 0.5))
+def test_alpha_crown_is_the_same_with_patches(seed, width):
+    rng = np.random.default_rng(seed)
+    net = patch_net(rng)
+    box = _boxes(rng, 4 * 7 * 8, 2, width)
+
+    def run(on: bool):
+        crown = CrownOptions(patches=on, forward_forms=False)
+        options = AlphaOptions(iterations=3, lr=0.3, early_stop=False, crown=crown)
+        return compute_bounds(net, box, method="alpha-crown", options=options)
+
+    dense, patched = run(False), run(True)
+    torch.testing.assert_close(dense.lower, patched.lower, rtol=1e-7, atol=1e-7)
+    torch.testing.assert_close(dense.upper, patched.upper, rtol=1e-7, atol=1e-7)
+
+
+@SETTINGS
+@given(seed=st.integers(0, 10_000), width=st.floats(0.05, 1.0))
+def test_patch_bounds_contain_sampled_values(seed, width):
+    rng = np.random.default_rng(seed)
+    net = patch_net(rng)
+    lower, upper = _boxes(rng, 4 * 7 * 8, 1, width)
+    result = compute_bounds(net, (lower, upper), options=CrownOptions(forward_forms=False))
+    points = lower + (upper - lower) * rng.uniform(0, 1, (400, lower.shape[1]))
+    points[:40] = np.where(rng.uniform(size=(40, lower.shape[1])) < 0.5, lower, upper)
+    values = net.forward(torch.as_tensor(points))
+    assert bool((values >= result.lower - 1e-9).all())
+    assert bool((values <= result.upper + 1e-9).all())
+
+
+def _sparse_rows(rng: np.random.Generator, shape=(2, 3, 4, 6, 7)) -> torch.Tensor:
+    """Coefficients whose rows are nonzero on small random windows."""
+    lam = torch.zeros(shape, dtype=torch.float64)
+    batch, m, _, h, w = shape
+    for b in range(batch):
+        for r in range(m):
+            y, x = int(rng.integers(0, h - 1)), int(rng.integers(0, w - 2))
+            lam[b, r, :, y : y + 2, x : x + 3] = torch.as_tensor(rng.normal(size=(shape[2], 2, 3)))
+    return lam
+
+
+@SETTINGS
+@given(seed=st.integers(0, 10_000))
+def test_windows_round_trip_to_dense(seed):
+    lam = _sparse_rows(np.random.default_rng(seed))
+    patches = Patches.from_dense(lam)
+    assert patches is not None and patches.window[0] * patches.window[1] <= 0.25 * 6 * 7
+    torch.testing.assert_close(patches.to_dense(), lam, rtol=0, atol=0)
+
+
+@SETTINGS
+@given(seed=st.integers(0, 10_000))
+def test_patches_add_as_dense_coefficients(seed):
+    rng = np.random.default_rng(seed)
+    a, b = _sparse_rows(rng), _sparse_rows(rng)
+    total = Patches.from_dense(a) + Patches.from_dense(b)
+    torch.testing.assert_close(total.to_dense(), a + b, rtol=0, atol=1e-15)
+
+
+def test_full_rows_stay_dense():
+    lam = torch.ones(1, 2, 3, 6, 7, dtype=torch.float64)
+    assert Patches.from_dense(lam) is None
+
+
+def test_the_passes_run_in_patches_form(monkeypatch):
+    import verifiNN.bounds.graph as graph_module
+
+    stepped: list[str] = []
+    original = graph_module.patch_backward
+
+    def counting(node, lam, relaxation, shapes):
+        stepped.append(node.name)
+        return original(node, lam, relaxation, shapes)
+
+    monkeypatch.setattr(graph_module, "patch_backward", counting)
+    rng = np.random.default_rng(3)
+    net = patch_net(rng)
+    compute_bounds(net, _boxes(rng, 4 * 7 * 8, 1, 0.3), options=CrownOptions(forward_forms=False))
+    assert {"c1", "r1", "c2", "skip", "sum", "r2", "c3", "crop", "s3", "norm", "rgb"} <= set(stepped)
