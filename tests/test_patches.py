@@ -173,4 +173,6 @@ def test_the_passes_run_in_patches_form(monkeypatch):
     rng = np.random.default_rng(3)
     net = patch_net(rng)
     compute_bounds(net, _boxes(rng, 4 * 7 * 8, 1, 0.3), options=CrownOptions(forward_forms=False))
-    assert {"c1", "r1", "c2", "skip", "sum", "r2", "c3", "crop", "s3", "norm", "rgb"} <= set(stepped)
+    # s3 is met only by the final pass, whose rows (a dense head) cover the whole map
+    expected = {"c1", "r1", "c2", "skip", "sum", "r2", "c3", "crop", "norm", "rgb"}
+    assert expected - set(stepped) == set()
