@@ -55,10 +55,10 @@ def patch_net(rng: np.random.Generator) -> Network:
         Node("s3", Sigmoid(), ("crop",)),
         Node("flat", Flatten(), ("s3",)),
     ]
-    size = int(np.prod(Network.from_graph((4, 7, 8), nodes).output_shape))
+    size = int(np.prod(Network.from_graph((4, 12, 14), nodes).output_shape))
     w = torch.as_tensor(rng.normal(0, 1 / np.sqrt(size), (3, size)))
     nodes.append(Node("fc", Dense(w, torch.as_tensor(rng.normal(0, 0.1, 3))), ("flat",)))
-    return Network.from_graph((4, 7, 8), nodes)
+    return Network.from_graph((4, 12, 14), nodes)
 
 
 def _boxes(rng: np.random.Generator, n: int, batch: int, width: float):
@@ -78,7 +78,7 @@ def test_the_convolutional_part_is_the_patch_cone():
 def test_crown_bounds_equal_the_dense_pass(seed, batch, width):
     rng = np.random.default_rng(seed)
     net = patch_net(rng)
-    box = _boxes(rng, 4 * 7 * 8, batch, width)
+    box = _boxes(rng, 4 * 12 * 14, batch, width)
     results = [
         compute_bounds(net, box, options=CrownOptions(patches=on, forward_forms=False))
         for on in (False, True)
@@ -99,7 +99,7 @@ def test_crown_bounds_equal_the_dense_pass(seed, batch, width):
 def test_alpha_crown_is_the_same_with_patches(seed, width):
     rng = np.random.default_rng(seed)
     net = patch_net(rng)
-    box = _boxes(rng, 4 * 7 * 8, 2, width)
+    box = _boxes(rng, 4 * 12 * 14, 2, width)
 
     def run(on: bool):
         crown = CrownOptions(patches=on, forward_forms=False)
@@ -116,7 +116,7 @@ def test_alpha_crown_is_the_same_with_patches(seed, width):
 def test_patch_bounds_contain_sampled_values(seed, width):
     rng = np.random.default_rng(seed)
     net = patch_net(rng)
-    lower, upper = _boxes(rng, 4 * 7 * 8, 1, width)
+    lower, upper = _boxes(rng, 4 * 12 * 14, 1, width)
     result = compute_bounds(net, (lower, upper), options=CrownOptions(forward_forms=False))
     points = lower + (upper - lower) * rng.uniform(0, 1, (400, lower.shape[1]))
     points[:40] = np.where(rng.uniform(size=(40, lower.shape[1])) < 0.5, lower, upper)
@@ -172,7 +172,7 @@ def test_the_passes_run_in_patches_form(monkeypatch):
     monkeypatch.setattr(graph_module, "patch_backward", counting)
     rng = np.random.default_rng(3)
     net = patch_net(rng)
-    compute_bounds(net, _boxes(rng, 4 * 7 * 8, 1, 0.3), options=CrownOptions(forward_forms=False))
+    compute_bounds(net, _boxes(rng, 4 * 12 * 14, 1, 0.3), options=CrownOptions(forward_forms=False))
     # s3 is met only by the final pass, whose rows (a dense head) cover the whole map
     expected = {"c1", "r1", "c2", "skip", "sum", "r2", "c3", "crop", "norm", "rgb"}
     assert expected - set(stepped) == set()

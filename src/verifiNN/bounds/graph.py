@@ -212,7 +212,8 @@ def _step(
         shapes = [graph.shapes[name] for name in node.inputs]
         moved = patch_backward(node, lam, relaxation, shapes)
         if moved is not None:
-            return moved  # type: ignore[return-value]
+            in_lams, bias = moved
+            return [p if p.pays() else p.to_dense() for p in in_lams], bias
         lam = lam.to_dense()
     return _dense_step(graph, node, lam, relax)  # type: ignore[return-value]
 
@@ -254,6 +255,7 @@ def backward(
         the seeds do not depend on the input) and ``c`` (``None`` when zero).
     """
     lams: dict[str, Coefficients] = dict(seeds)
+    dense_from: set[str] = set()  # reached dense from the cone: windows only grow backward
     last = max(graph.index.get(name, -1) for name in seeds)
     for node in reversed(graph.nodes[: last + 1]):
         lam = lams.pop(node.name, None)
@@ -271,9 +273,11 @@ def backward(
             lams[graph.input_name] = _accumulate(lams.get(graph.input_name), A)
             bias = b if bias is None else bias + b
             continue
-        in_lams, b = _step(graph, node, lam, relax, patches)
+        in_lams, b = _step(graph, node, lam, relax, patches and node.name not in dense_from)
         if b is not None:
             bias = b if bias is None else bias + b
         for name, new in zip(node.inputs, in_lams):
             lams[name] = _accumulate(lams.get(name), new)
+            if isinstance(new, Tensor) and node.name in graph.patch_cone:
+                dense_from.add(name)  # dense although patches were tried at ``node``
     return lams.get(graph.input_name), bias

@@ -148,6 +148,11 @@ class Patches:
             out = out.index_put((b, r, y, x), part.values.permute(0, 1, 3, 4, 2), accumulate=True)
         return Patches(out.permute(0, 1, 4, 2, 3), top, left, self.shape)
 
+    def pays(self) -> bool:
+        """Whether the window is still small next to the map (:data:`WORTHWHILE`)."""
+        _, h, w = self.shape
+        return self.window[0] * self.window[1] <= WORTHWHILE * h * w
+
     def broadcast_to(self, batch: int) -> Patches:
         """The patches of one region repeated for ``batch`` regions (else unchanged)."""
         if int(self.top.shape[0]) == batch:
