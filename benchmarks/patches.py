@@ -6,7 +6,8 @@ each instance with dense coefficients and with patches
 checks that the bounds agree::
 
     python benchmarks/patches.py ../shared/benchmarks/cifar10_resnet \\
-        onnx/resnet_2b.onnx.gz vnnlib_properties_pgd_filtered/resnet2b_pgd_filtered/prop_0_eps_0.008.vnnlib.gz \\
+        onnx/resnet_2b.onnx.gz \\
+        vnnlib_properties_pgd_filtered/resnet2b_pgd_filtered/prop_0_eps_0.008.vnnlib.gz \\
         --threads 1 --out runs/patches.csv
 
 Pairs of ``MODEL PROPERTY`` paths are relative to the folder. ``--skip-dense``
