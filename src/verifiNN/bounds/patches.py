@@ -20,7 +20,11 @@ rules below move patches backward through the ops that keep windows local:
 * ``ElementwiseAffine`` and elementwise relaxations (ReLU and every op whose
   relaxation is :class:`~verifiNN.bounds.relaxations.LinearBounds`): the
   per-neuron slopes and intercepts are read at each row's window;
-* ``Slice`` (channels or a unit-step spatial range) and ``Add``.
+* ``ConvTranspose2d`` (one group): a strided convolution of each window,
+  aligned to the stride first;
+* ``Slice`` (channels or a unit-step spatial range), ``Concat``, ``Add``,
+  zero-or-constant ``Pad`` (its constant goes to the bias) and ``AvgPool2d``
+  (a depthwise convolution, when padded cells count or there are none).
 
 Every other op (and any window that grows to a quarter of its map) turns the
 patches back into dense coefficients and the pass goes on as before, so the
@@ -39,7 +43,17 @@ from torch import Tensor
 from verifiNN.bounds.relaxations import RELAXATIONS, LinearBounds
 from verifiNN.bounds.relaxations.base import elementwise_backward, guarded_backward
 from verifiNN.models.network import Node
-from verifiNN.ops import Add, Conv2d, ElementwiseAffine, Shape, Slice
+from verifiNN.ops import (
+    Add,
+    AvgPool2d,
+    Concat,
+    Conv2d,
+    ConvTranspose2d,
+    ElementwiseAffine,
+    Pad,
+    Shape,
+    Slice,
+)
 
 __all__ = ["Patches", "concretize_patches", "patch_backward", "patch_supported"]
 
@@ -250,6 +264,34 @@ def _conv(op: Conv2d, lam: Patches, input_shape: Shape) -> tuple[Patches, Tensor
     return moved.in_map(), _bias_of(lam.values, op.bias)
 
 
+def _transposed_conv(
+    op: ConvTranspose2d, lam: Patches, input_shape: Shape
+) -> tuple[Patches, Tensor]:
+    """Output ``y = s i + d u - pad`` reads input ``i``: the input window starts at
+    ``floor((t + pad - d (k - 1)) / s)``; each row's window is first placed in a longer
+    one aligned to that start, then convolved with stride ``s``."""
+    batch, m, c_out, kh, kw = lam.values.shape
+    starts, offsets, lengths, counts = [], [], [], []
+    for axis, (size, t) in enumerate(((kh, lam.top), (kw, lam.left))):
+        k, stride, dilation = int(op.weight.shape[2 + axis]), op.stride[axis], op.dilation[axis]
+        pad = op.padding[axis]
+        start = torch.div(t + pad - dilation * (k - 1), stride, rounding_mode="floor")
+        count = (size + stride - 2) // stride + 2
+        starts.append(start)
+        offsets.append(t + pad - start * stride)
+        lengths.append((count - 1) * stride + dilation * (k - 1) + 1)
+        counts.append(count)
+    placed = lam.values.new_zeros(batch, m, lengths[0], lengths[1], c_out)
+    index = _window_index(offsets[0], offsets[1], kh, kw)
+    placed = placed.index_put(index, lam.values.permute(0, 1, 3, 4, 2), accumulate=True)
+    flat = placed.permute(0, 1, 4, 2, 3).reshape(batch * m, c_out, *lengths)
+    moved = F.conv2d(flat, op.weight.to(flat.dtype), None, op.stride, 0, op.dilation)
+    shape = tuple(int(s) for s in input_shape)
+    values = moved.reshape(batch, m, *moved.shape[1:])
+    result = Patches(values, starts[0], starts[1], shape).in_map()  # type: ignore[arg-type]
+    return result, _bias_of(lam.values, op.bias)
+
+
 def _elementwise_affine(op: ElementwiseAffine, lam: Patches) -> tuple[Patches, Tensor]:
     full = torch.Size(lam.shape)
     scale = lam.read(op.scale.to(lam.values.dtype).expand(full).unsqueeze(0))
@@ -271,6 +313,39 @@ def _slice(op: Slice, lam: Patches, input_shape: Shape) -> Patches:
     return Patches(lam.values, top, left, shape)  # type: ignore[arg-type]
 
 
+def _pad(op: Pad, lam: Patches, input_shape: Shape) -> tuple[Patches, Tensor | None]:
+    top, left = op.pads[0], op.pads[1]
+    shape = tuple(int(s) for s in input_shape)
+    moved = Patches(lam.values, lam.top - top, lam.left - left, shape).in_map()  # type: ignore[arg-type]
+    if op.value == 0:
+        return moved, None
+    on_padding = (lam.values - moved.values).flatten(2).sum(-1)
+    return moved, op.value * on_padding
+
+
+def _concat(op: Concat, lam: Patches, input_shapes: list[Shape]) -> list[Patches]:
+    parts, offset = [], 0
+    for shape in input_shapes:
+        shape = tuple(int(s) for s in shape)
+        size = shape[op.axis]
+        if op.axis == 0:
+            values = lam.values[:, :, offset : offset + size]
+            parts.append(Patches(values, lam.top, lam.left, shape))  # type: ignore[arg-type]
+        else:
+            top = lam.top - offset if op.axis == 1 else lam.top
+            left = lam.left - offset if op.axis == 2 else lam.left
+            parts.append(Patches(lam.values, top, left, shape).in_map())  # type: ignore[arg-type]
+        offset += size
+    return parts
+
+
+def _average_as_conv(op: AvgPool2d, channels: int, like: Tensor) -> Conv2d:
+    """Average pooling as the depthwise convolution it is (padded cells counted)."""
+    kh, kw = op.kernel
+    weight = like.new_full((channels, 1, kh, kw), 1.0 / (kh * kw))
+    return Conv2d(weight, like.new_zeros(channels), op.stride, op.padding, (1, 1), channels)
+
+
 def patch_supported(node: Node, shapes: dict[str, Shape] | object) -> bool:
     """Whether a backward step through ``node`` keeps patches (given the per-sample
     ``shapes`` of the graph): every shape involved is ``(C, H, W)`` and the op has a
@@ -281,8 +356,16 @@ def patch_supported(node: Node, shapes: dict[str, Shape] | object) -> bool:
     op = node.op
     if isinstance(op, Conv2d | ElementwiseAffine | Add):
         return True
+    if isinstance(op, ConvTranspose2d):
+        return op.groups == 1
     if isinstance(op, Slice):
         return op.axis == 0 or op.step == 1
+    if isinstance(op, Concat):
+        return True
+    if isinstance(op, Pad):
+        return min(op.pads) >= 0
+    if isinstance(op, AvgPool2d):
+        return op.count_include_pad or not any(op.padding)
     if op.affine:
         return False
     record = RELAXATIONS.get(type(op))
@@ -298,6 +381,9 @@ def patch_backward(
     if isinstance(op, Conv2d):
         moved, bias = _conv(op, lam, input_shapes[0])
         return [moved], bias
+    if isinstance(op, ConvTranspose2d):
+        moved, bias = _transposed_conv(op, lam, input_shapes[0])
+        return [moved], bias
     if isinstance(op, ElementwiseAffine):
         moved, bias = _elementwise_affine(op, lam)
         return [moved], bias
@@ -305,6 +391,15 @@ def patch_backward(
         return [lam, lam], None
     if isinstance(op, Slice):
         return [_slice(op, lam, input_shapes[0])], None
+    if isinstance(op, Concat):
+        return _concat(op, lam, input_shapes), None
+    if isinstance(op, Pad):
+        moved, bias = _pad(op, lam, input_shapes[0])
+        return [moved], bias
+    if isinstance(op, AvgPool2d):
+        conv = _average_as_conv(op, int(input_shapes[0][0]), lam.values)
+        moved, _ = _conv(conv, lam, input_shapes[0])
+        return [moved], None
     if not isinstance(relaxation, LinearBounds):
         return None
     lam = lam.broadcast_to(max(int(lam.top.shape[0]), int(relaxation.lw.shape[0])))
