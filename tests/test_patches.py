@@ -250,3 +250,15 @@ def test_the_passes_run_in_patches_form(monkeypatch):
         net, size = _network(name, rng)
         compute_bounds(net, _boxes(rng, size, 1, 0.3), options=CrownOptions(forward_forms=False))
         assert expected - set(stepped) == set()
+
+
+@SETTINGS
+@given(seed=st.integers(0, 10_000))
+def test_one_regions_patches_add_to_several(seed):
+    rng = np.random.default_rng(seed)
+    one, several = _sparse_rows(rng, (1, 3, 4, 6, 7)), _sparse_rows(rng)
+    for total in (
+        Patches.from_dense(one) + Patches.from_dense(several),
+        Patches.from_dense(several) + Patches.from_dense(one),
+    ):
+        torch.testing.assert_close(total.to_dense(), one + several, rtol=0, atol=1e-15)

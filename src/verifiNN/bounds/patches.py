@@ -140,27 +140,27 @@ class Patches:
         return out.permute(0, 1, 4, 2, 3)
 
     def __add__(self, other: Patches) -> Patches:
-        """The sum, over the union of the two windows."""
+        """The sum, over the union of the two windows (one region's patches repeated
+        when the other holds several)."""
+        batch = max(int(self.top.shape[0]), int(other.top.shape[0]))
+        mine, theirs = self.broadcast_to(batch), other.broadcast_to(batch)
         if (
-            self.window == other.window
-            and torch.equal(self.top, other.top)
-            and torch.equal(self.left, other.left)
+            mine.window == theirs.window
+            and torch.equal(mine.top, theirs.top)
+            and torch.equal(mine.left, theirs.left)
         ):
-            return Patches(self.values + other.values, self.top, self.left, self.shape)
-        top = torch.minimum(self.top, other.top)
-        left = torch.minimum(self.left, other.left)
-        kh = int(
-            (torch.maximum(self.top + self.window[0], other.top + other.window[0]) - top).max()
-        )
-        kw = int(
-            (torch.maximum(self.left + self.window[1], other.left + other.window[1]) - left).max()
-        )
-        batch, m, c_count = self.values.shape[:3]
-        out = self.values.new_zeros(batch, m, kh, kw, c_count)
-        for part in (self, other):
+            return Patches(mine.values + theirs.values, mine.top, mine.left, mine.shape)
+        top = torch.minimum(mine.top, theirs.top)
+        left = torch.minimum(mine.left, theirs.left)
+        bottom = torch.maximum(mine.top + mine.window[0], theirs.top + theirs.window[0])
+        right = torch.maximum(mine.left + mine.window[1], theirs.left + theirs.window[1])
+        kh, kw = int((bottom - top).max()), int((right - left).max())
+        m, c_count = mine.values.shape[1:3]
+        out = mine.values.new_zeros(batch, m, kh, kw, c_count)
+        for part in (mine, theirs):
             b, r, y, x = _window_index(part.top - top, part.left - left, *part.window)
             out = out.index_put((b, r, y, x), part.values.permute(0, 1, 3, 4, 2), accumulate=True)
-        return Patches(out.permute(0, 1, 4, 2, 3), top, left, self.shape)
+        return Patches(out.permute(0, 1, 4, 2, 3), top, left, mine.shape)
 
     def pays(self) -> bool:
         """Whether the window is still small next to the map (:data:`WORTHWHILE`)."""
