@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from verifiNN.bounds import AlphaOptions, CrownOptions, compute_bounds
@@ -262,3 +262,55 @@ def test_one_regions_patches_add_to_several(seed):
         Patches.from_dense(several) + Patches.from_dense(one),
     ):
         torch.testing.assert_close(total.to_dense(), one + several, rtol=0, atol=1e-15)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    kind=st.sampled_from(["conv", "transposed", "average", "pad"]),
+    kernel=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+    stride=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+    dilation=st.tuples(st.integers(1, 2), st.integers(1, 2)),
+    padding=st.tuples(*[st.integers(0, 2)] * 4),
+)
+def test_each_rule_is_the_dense_step(seed, kind, kernel, stride, dilation, padding):
+    """One backward step of sparse rows through a convolution-like op, in patches form,
+    gives the dense rule's coefficients and offset."""
+    from verifiNN.bounds.affine import affine_rule
+    from verifiNN.bounds.patches import patch_backward
+
+    rng = np.random.default_rng(seed)
+    shape = (2, 7, 8)
+    weight = torch.as_tensor(rng.normal(size=(2, 3, *kernel)))
+    bias = torch.as_tensor(rng.normal(size=3))
+    if kind == "conv":
+        weight = torch.as_tensor(rng.normal(size=(3, 2, *kernel)))
+        op = Conv2d(weight, bias, stride, padding, dilation)
+    elif kind == "transposed":
+        op = ConvTranspose2d(weight, bias, stride, padding, (0, 0), dilation)
+    elif kind == "average":
+        op = AvgPool2d(kernel, stride, padding, count_include_pad=True)
+    else:
+        op = Pad(padding, float(rng.normal()))
+    if kind == "average" and any(2 * p > k for p, k in zip(padding[:2], kernel)):
+        assume(False)  # ONNX's AveragePool pads at most half the kernel
+    try:
+        out = tuple(op.output_shape(shape))
+    except ValueError:
+        assume(False)
+    assume(min(out[1:]) >= 4)
+    lam = torch.zeros(2, 3, *out, dtype=torch.float64)
+    for b in range(2):
+        for r in range(3):
+            y, x = int(rng.integers(0, out[1] - 1)), int(rng.integers(0, out[2] - 1))
+            lam[b, r, :, y : y + 2, x : x + 2] = torch.as_tensor(rng.normal(size=(out[0], 2, 2)))
+    dense, dense_bias = affine_rule(op).backward(op, lam, [shape])
+    patches = Patches(
+        lam, torch.zeros(2, 3, dtype=torch.long), torch.zeros(2, 3, dtype=torch.long), out
+    )
+    (moved,), moved_bias = patch_backward(Node("n", op, ("x",)), patches, None, [shape])
+    torch.testing.assert_close(moved.to_dense(), dense[0] if isinstance(dense, list) else dense)
+    if dense_bias is None:
+        assert moved_bias is None or bool((moved_bias == 0).all())
+    else:
+        torch.testing.assert_close(moved_bias, dense_bias)

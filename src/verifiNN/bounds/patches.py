@@ -276,10 +276,12 @@ def _transposed_conv(
         k, stride, dilation = int(op.weight.shape[2 + axis]), op.stride[axis], op.dilation[axis]
         pad = op.padding[axis]
         start = torch.div(t + pad - dilation * (k - 1), stride, rounding_mode="floor")
-        count = (size + stride - 2) // stride + 2
+        reach = dilation * (k - 1)
+        # the inputs a window reads, and room for its placement at any offset
+        count = max((size - 1 + reach) // stride + 2, -(-(size - 2) // stride) + 2)
         starts.append(start)
         offsets.append(t + pad - start * stride)
-        lengths.append((count - 1) * stride + dilation * (k - 1) + 1)
+        lengths.append((count - 1) * stride + reach + 1)
         counts.append(count)
     placed = lam.values.new_zeros(batch, m, lengths[0], lengths[1], c_out)
     index = _window_index(offsets[0], offsets[1], kh, kw)
