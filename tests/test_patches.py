@@ -46,6 +46,14 @@ def _conv(rng, c_in, c_out, k, stride=(1, 1), padding=(0, 0, 0, 0), dilation=(1,
     return Conv2d(torch.as_tensor(w), bias, stride, padding, dilation, groups)
 
 
+def _with_dense_head(rng: np.random.Generator, input_shape: tuple, nodes: list) -> Network:
+    """``nodes`` (ending in a node ``flat``) followed by a dense layer of three outputs."""
+    size = int(np.prod(Network.from_graph(input_shape, nodes).output_shape))
+    w = torch.as_tensor(rng.normal(0, 1 / np.sqrt(size), (3, size)))
+    nodes.append(Node("fc", Dense(w, torch.as_tensor(rng.normal(0, 0.1, 3))), ("flat",)))
+    return Network.from_graph(input_shape, nodes)
+
+
 def unet(rng: np.random.Generator) -> Network:
     """A small U-Net: average pooling down, a strided transposed convolution up, a
     constant pad, and the skip joined by channel concatenation (carvana's shape)."""
@@ -73,10 +81,7 @@ def unet(rng: np.random.Generator) -> Network:
         Node("r4", ReLU(), ("c4",)),
         Node("flat", Flatten(), ("r4",)),
     ]
-    size = int(np.prod(Network.from_graph((2, 12, 14), nodes).output_shape))
-    w = torch.as_tensor(rng.normal(0, 1 / np.sqrt(size), (3, size)))
-    nodes.append(Node("fc", Dense(w, torch.as_tensor(rng.normal(0, 0.1, 3))), ("flat",)))
-    return Network.from_graph((2, 12, 14), nodes)
+    return _with_dense_head(rng, (2, 12, 14), nodes)
 
 
 def _network(name: str, rng: np.random.Generator) -> tuple[Network, int]:
@@ -112,10 +117,7 @@ def patch_net(rng: np.random.Generator) -> Network:
         Node("s3", Sigmoid(), ("crop",)),
         Node("flat", Flatten(), ("s3",)),
     ]
-    size = int(np.prod(Network.from_graph((4, 12, 14), nodes).output_shape))
-    w = torch.as_tensor(rng.normal(0, 1 / np.sqrt(size), (3, size)))
-    nodes.append(Node("fc", Dense(w, torch.as_tensor(rng.normal(0, 0.1, 3))), ("flat",)))
-    return Network.from_graph((4, 12, 14), nodes)
+    return _with_dense_head(rng, (4, 12, 14), nodes)
 
 
 def _boxes(rng: np.random.Generator, n: int, batch: int, width: float):

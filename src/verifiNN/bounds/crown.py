@@ -36,13 +36,13 @@ from torch import Tensor
 from verifiNN.bounds.forward import ForwardForms
 from verifiNN.bounds.graph import BoundGraph, RelaxFn, Substitute, backward, interval_step
 from verifiNN.bounds.interval import input_interval
-from verifiNN.bounds.patches import Patches, concretize_patches
+from verifiNN.bounds.patches import Patches, concretize_patches, grown_window
 from verifiNN.bounds.relaxations import RELAXATIONS, input_bounds
 from verifiNN.bounds.types import CrownOptions, Interval
 from verifiNN.budget import checkpoint, time_left
 from verifiNN.memory import allowance, check_fits
 from verifiNN.models.network import Node
-from verifiNN.ops import Conv2d, Dense
+from verifiNN.ops import Dense
 from verifiNN.regions import BoxBatch, RegionBatch
 
 logger = logging.getLogger(__name__)
@@ -167,7 +167,8 @@ def _patch_pass(
 
 def patch_entries(graph: BoundGraph, name: str) -> int:
     """The most coefficients one row of a patches pass from a neuron of ``name`` holds at
-    a node: channels times the window, which every convolution grows by its kernel."""
+    a node: channels times the window, which every convolution grows by its kernel
+    (:func:`~verifiNN.bounds.patches.grown_window`)."""
     windows = {name: (1, 1)}
     most = 0
     for node in reversed(graph.nodes[: graph.index[name] + 1]):
@@ -175,13 +176,7 @@ def patch_entries(graph: BoundGraph, name: str) -> int:
         if window is None:
             continue
         most = max(most, int(graph.shapes[node.name][0]) * window[0] * window[1])
-        op = node.op
-        if isinstance(op, Conv2d):
-            kh, kw = (int(k) for k in op.weight.shape[2:])
-            window = (
-                (window[0] - 1) * op.stride[0] + op.dilation[0] * (kh - 1) + 1,
-                (window[1] - 1) * op.stride[1] + op.dilation[1] * (kw - 1) + 1,
-            )
+        window = grown_window(node.op, window)
         for source in node.inputs:
             old = windows.get(source, (0, 0))
             windows[source] = (max(old[0], window[0]), max(old[1], window[1]))

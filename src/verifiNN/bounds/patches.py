@@ -50,12 +50,13 @@ from verifiNN.ops import (
     Conv2d,
     ConvTranspose2d,
     ElementwiseAffine,
+    Op,
     Pad,
     Shape,
     Slice,
 )
 
-__all__ = ["Patches", "concretize_patches", "patch_backward", "patch_supported"]
+__all__ = ["Patches", "concretize_patches", "grown_window", "patch_backward", "patch_supported"]
 
 WORTHWHILE = 0.25
 """Largest window, as a fraction of the map, at which patches beat dense coefficients."""
@@ -264,6 +265,34 @@ def _conv(op: Conv2d, lam: Patches, input_shape: Shape) -> tuple[Patches, Tensor
     return moved.in_map(), _bias_of(lam.values, op.bias)
 
 
+def _transposed_count(size: int, k: int, stride: int, dilation: int) -> int:
+    """Inputs a window of ``size`` outputs of a transposed convolution reads along one
+    axis, with room to place the window at any offset modulo the stride."""
+    reach = dilation * (k - 1)
+    return max((size - 1 + reach) // stride + 2, -(-(size - 2) // stride) + 2)
+
+
+def grown_window(op: Op, window: tuple[int, int]) -> tuple[int, int]:
+    """The window a backward step through ``op`` turns ``window`` into (the same for
+    ops that do not move coefficients across positions)."""
+    if isinstance(op, ConvTranspose2d):
+        kh, kw = (int(k) for k in op.weight.shape[2:])
+        return (
+            _transposed_count(window[0], kh, op.stride[0], op.dilation[0]),
+            _transposed_count(window[1], kw, op.stride[1], op.dilation[1]),
+        )
+    if isinstance(op, Conv2d):
+        kernel, dilation = tuple(int(k) for k in op.weight.shape[2:]), op.dilation
+    elif isinstance(op, AvgPool2d):
+        kernel, dilation = op.kernel, (1, 1)
+    else:
+        return window
+    return (
+        (window[0] - 1) * op.stride[0] + dilation[0] * (kernel[0] - 1) + 1,
+        (window[1] - 1) * op.stride[1] + dilation[1] * (kernel[1] - 1) + 1,
+    )
+
+
 def _transposed_conv(
     op: ConvTranspose2d, lam: Patches, input_shape: Shape
 ) -> tuple[Patches, Tensor]:
@@ -271,18 +300,14 @@ def _transposed_conv(
     ``floor((t + pad - d (k - 1)) / s)``; each row's window is first placed in a longer
     one aligned to that start, then convolved with stride ``s``."""
     batch, m, c_out, kh, kw = lam.values.shape
-    starts, offsets, lengths, counts = [], [], [], []
+    starts, offsets, lengths = [], [], []
     for axis, (size, t) in enumerate(((kh, lam.top), (kw, lam.left))):
         k, stride, dilation = int(op.weight.shape[2 + axis]), op.stride[axis], op.dilation[axis]
-        pad = op.padding[axis]
-        start = torch.div(t + pad - dilation * (k - 1), stride, rounding_mode="floor")
         reach = dilation * (k - 1)
-        # the inputs a window reads, and room for its placement at any offset
-        count = max((size - 1 + reach) // stride + 2, -(-(size - 2) // stride) + 2)
+        start = torch.div(t + op.padding[axis] - reach, stride, rounding_mode="floor")
         starts.append(start)
-        offsets.append(t + pad - start * stride)
-        lengths.append((count - 1) * stride + reach + 1)
-        counts.append(count)
+        offsets.append(t + op.padding[axis] - start * stride)
+        lengths.append((_transposed_count(size, k, stride, dilation) - 1) * stride + reach + 1)
     placed = lam.values.new_zeros(batch, m, lengths[0], lengths[1], c_out)
     index = _window_index(offsets[0], offsets[1], kh, kw)
     placed = placed.index_put(index, lam.values.permute(0, 1, 3, 4, 2), accumulate=True)
